@@ -1,0 +1,1 @@
+"""Interactive explorers (ipywidgets + altair), shipped as ``thinlab.widgets``."""
