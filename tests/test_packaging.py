@@ -1,0 +1,86 @@
+"""The install story: pyproject, environment.yml and binder/ name the same packages, and the
+top-level widgets/ folder ships as thinlab.widgets in editable and normal installs."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _norm(req: str) -> tuple[str, str]:
+    m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)", req)
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def _pyproject() -> dict:
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    return dict(_norm(d) for d in deps)
+
+
+def _pip_lines(lines) -> dict:
+    return dict(_norm(l) for l in lines if l.strip() and not l.strip().startswith(("#", "-")))
+
+
+def test_binder_requirements_match_pyproject():
+    lines = (REPO / "binder" / "requirements.txt").read_text().splitlines()
+    assert _pip_lines(lines) == _pyproject()
+
+
+def test_environment_yml_matches_pyproject():
+    text = (REPO / "environment.yml").read_text()
+    pip_block = text.split("- pip:", 1)[1]
+    items = [l.strip()[2:] for l in pip_block.splitlines() if l.strip().startswith("- ")]
+    assert _pip_lines(items) == _pyproject()
+    assert re.search(r"^\s*- python=3\.11\s*$", text, re.M)
+
+
+def test_torch_is_pinned_to_the_cpu_wheel_everywhere():
+    assert _pyproject()["torch"] == "==2.13.0"
+    makefile = (REPO / "Makefile").read_text()
+    assert makefile.index('"torch==2.13.0"') < makefile.index('-e ".[dev]"'), "CPU torch must be installed first"
+
+
+def test_binder_postbuild_installs_the_package():
+    post = (REPO / "binder" / "postBuild")
+    assert post.stat().st_mode & 0o111, "binder/postBuild must be executable"
+    assert re.search(r"pip install .*\s\.\s*$", post.read_text(), re.M)
+
+
+def test_widgets_importable_in_this_editable_install():
+    import thinlab.widgets
+
+    assert Path(thinlab.widgets.__file__).resolve().parent == REPO / "widgets"
+
+
+def test_widgets_ship_in_a_normal_install(tmp_path):
+    """Build the wheel, install it into a bare folder, and import thinlab.widgets from there only."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path / "wheel"), str(REPO)], check=True)
+    (wheel,) = (tmp_path / "wheel").glob("thinlab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "thinlab/widgets/__init__.py" in names and "thinlab/__init__.py" in names
+    assert not any(n.startswith("widgets/") for n in names), "widgets/ must ship only as thinlab.widgets"
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True)
+    code = (f"import sys; sys.path.insert(0, {str(target)!r}); import thinlab.widgets, thinlab; "
+            "print(thinlab.widgets.__file__)")
+    out = subprocess.run([sys.executable, "-S", "-c", code], check=True, capture_output=True, text=True).stdout
+    assert Path(out.strip()).is_relative_to(target)
+
+
+@pytest.mark.parametrize("target", ["lessons", "test", "lab", "bench", "data"])
+def test_makefile_targets_bootstrap_the_venv(target):
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(rf"^{target}: \$\(STAMP\)", makefile, re.M), f"`make {target}` must depend on the venv stamp"
+
+
+def test_ci_runs_make_test():
+    assert "make test" in (REPO / ".ci" / "run").read_text()

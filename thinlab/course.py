@@ -1,0 +1,136 @@
+"""The course as data (lesson → notebook → modules → test) and a headless runner.
+
+``python -m thinlab.course run [--fast 1] [--data auto|synthetic|PATH] [--only 00,01]`` executes every
+lesson with papermill into ``build/lessons/`` (executed copies are build artefacts; the notebooks in
+``lessons/`` stay without outputs), then prints each lesson's time, peak memory and headline numbers.
+``--fast 1`` injects each lesson's CI-size parameters (``FAST_PARAMS``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LESSON_DIR = REPO / "lessons"
+BUILD_DIR = REPO / "build" / "lessons"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    key: str
+    notebook: str
+    title: str
+    modules: tuple
+    test: str
+
+
+LESSONS = [
+    Lesson("00", "00_speech_commands.ipynb", "Speech Commands, speaker-disjoint splits, baselines",
+           ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson[00]"),
+]
+
+#: CI-size parameters injected by ``--fast 1`` and by the lesson tests
+FAST_PARAMS = {
+    "00": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "MODELS": ["cnn", "lstm", "dnn"]},
+}
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_results(path, results: dict) -> dict:
+    """Write a lesson's headline numbers to ``path`` as JSON (atomically), adding its peak memory.
+
+    Taught in: all lessons (the last cell of each)
+    """
+    results = dict(results, peak_memory_mb=round(peak_memory_mb(), 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
+    os.replace(tmp, path)
+    return results
+
+
+def _jsonable(o):
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def lesson(key: str) -> Lesson:
+    for l in LESSONS:
+        if l.key == key:
+            return l
+    raise KeyError(f"no lesson {key!r}; lessons are {[l.key for l in LESSONS]}")
+
+
+def run_lesson(key: str, *, fast: bool = False, data: str | None = None, out_dir: Path = BUILD_DIR,
+               extra: dict | None = None, progress: bool = True) -> dict:
+    """Execute one lesson with papermill; returns its JSON results plus ``seconds``."""
+    import papermill as pm
+
+    l = lesson(key)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(l.notebook).stem
+    results_path = (out_dir / f"{stem}.json").resolve()
+    params = dict(FAST_PARAMS.get(key, {}) if fast else {})
+    params["RESULTS"] = str(results_path)
+    if data:
+        params["DATA"] = data
+    params.update(extra or {})
+    if results_path.exists():
+        results_path.unlink()
+    t0 = time.perf_counter()
+    pm.execute_notebook(str(LESSON_DIR / l.notebook), str(out_dir / l.notebook), parameters=params,
+                        cwd=str(LESSON_DIR), progress_bar=progress, kernel_name="python3")
+    seconds = time.perf_counter() - t0
+    if not results_path.exists():
+        raise RuntimeError(f"lesson {key} ran but wrote no results to {results_path}")
+    results = json.loads(results_path.read_text())
+    results["seconds"] = round(seconds, 1)
+    results_path.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m thinlab.course", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute lessons headless into build/lessons/")
+    r.add_argument("--fast", type=int, default=0, help="1: CI-size parameters")
+    r.add_argument("--data", default=None, help="auto (default), synthetic, or a Speech Commands folder")
+    r.add_argument("--only", default="", help="comma-separated lesson keys, e.g. 00,03")
+    sub.add_parser("list", help="print the lesson table")
+    args = ap.parse_args(argv)
+    if args.cmd == "list":
+        for l in LESSONS:
+            print(f"{l.key}  lessons/{l.notebook:<28} thinlab.{{{','.join(l.modules)}}}  {l.test}")
+        return 0
+    keys = [k.strip() for k in args.only.split(",") if k.strip()] or [l.key for l in LESSONS]
+    summary, t0 = {}, time.perf_counter()
+    for key in keys:
+        print(f"== lesson {key}: {lesson(key).notebook} ({'fast' if args.fast else 'full size'})", flush=True)
+        res = run_lesson(key, fast=bool(args.fast), data=args.data)
+        summary[key] = res
+        print(f"   {res['seconds']:.0f} s, peak {res.get('peak_memory_mb', float('nan')):.0f} MB", flush=True)
+    total = time.perf_counter() - t0
+    (BUILD_DIR / "summary.json").write_text(json.dumps({"total_seconds": round(total, 1), "lessons": summary},
+                                                       indent=2))
+    print(f"all {len(keys)} lesson(s) ran in {total / 60:.1f} min; executed notebooks and results in {BUILD_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

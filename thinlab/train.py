@@ -1,0 +1,250 @@
+"""Seeded training and evaluation with progress bars, a learning-rate schedule, accuracy and
+confusion matrix, and a baseline cache so any lesson can get a trained model without retraining.
+
+Taught in: 00_speech_commands
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from thinlab.models import build_model
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch so a run repeats. Taught in: 00_speech_commands"""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def cache_root() -> Path:
+    """The on-disk cache: ``$THINLAB_CACHE`` or ``~/.cache/thinlab``."""
+    return Path(os.environ.get("THINLAB_CACHE") or Path.home() / ".cache" / "thinlab")
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one entry per epoch."""
+
+    train_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    val_acc: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    seconds: float = 0.0
+    skipped_steps: int = 0
+
+    def rows(self) -> list[dict]:
+        """One dict per epoch (for a chart)."""
+        return [{"epoch": i + 1, "train_loss": l, "train_acc": a, "val_acc": v, "lr": r}
+                for i, (l, a, v, r) in enumerate(zip(self.train_loss, self.train_acc, self.val_acc, self.lr))]
+
+
+def _as_tensors(X, y):
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    if X.ndim != 3:
+        raise ValueError(f"expected features of shape (N, frames, n_mels), got {tuple(X.shape)}")
+    if len(X) != len(y):
+        raise ValueError(f"features and labels disagree: {len(X)} examples vs {len(y)} labels")
+    if len(X) == 0:
+        raise ValueError("no examples to train on: the split is empty; use more data or a smaller "
+                         "validation/test share")
+    return X, y
+
+
+def set_input_stats(model: nn.Module, X_train) -> None:
+    """Set the model's :class:`~thinlab.models.Standardize` buffers from training features."""
+    X = np.asarray(X_train, dtype=np.float32)
+    if hasattr(model, "norm"):
+        model.norm.set_stats(X.mean(axis=(0, 1)), X.std(axis=(0, 1)))
+
+
+def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int = 20,
+        batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0,
+        schedule: str = "onecycle", progress: bool = True, step_fn: Callable | None = None,
+        set_stats: bool = True, desc: str = "train") -> History:
+    """Train ``model`` with AdamW and a learning-rate schedule, seeded; returns a :class:`History`.
+
+    Parameters
+    ----------
+    X_train : array (N, frames, n_mels)    y_train : int array (N,)
+    schedule : ``"onecycle"`` (warm-up then cosine decay), ``"cosine"`` or ``"constant"``.
+    step_fn : optional ``step_fn(model, xb, yb, optimizer) -> (loss, logits, skipped)`` replacing the
+        plain float32 step (used for FP16 training and for masked / fake-quantised fine-tuning).
+    set_stats : set the model's input standardisation from ``X_train`` first.
+
+    Taught in: 00_speech_commands
+    """
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise ValueError(f"epochs={epochs}, batch_size={batch_size}, lr={lr}: expected epochs ≥ 1, "
+                         "batch_size ≥ 1 and lr > 0")
+    X, y = _as_tensors(X_train, y_train)
+    seed_everything(seed)
+    if set_stats:
+        set_input_stats(model, X_train)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=weight_decay)
+    steps_per_epoch = (len(X) + batch_size - 1) // batch_size
+    total = epochs * steps_per_epoch
+    if schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
+    elif schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    elif schedule == "constant":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    else:
+        raise ValueError(f"schedule={schedule!r}; choose 'onecycle', 'cosine' or 'constant'")
+    loss_fn = nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(seed)
+    hist, t0 = History(), time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(X), generator=gen)
+        tot_loss = tot_correct = seen = 0
+        for i in range(0, len(X), batch_size):
+            idx = perm[i:i + batch_size]
+            xb, yb = X[idx], y[idx]
+            if step_fn is None:
+                opt.zero_grad(set_to_none=True)
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+                loss.backward()
+                opt.step()
+                skipped = False
+            else:
+                loss, logits, skipped = step_fn(model, xb, yb, opt)
+            hist.skipped_steps += int(bool(skipped))
+            sched.step()
+            tot_loss += float(loss) * len(idx)
+            tot_correct += int((logits.argmax(1) == yb).sum())
+            seen += len(idx)
+            bar.update(1)
+        hist.train_loss.append(tot_loss / seen)
+        hist.train_acc.append(tot_correct / seen)
+        hist.lr.append(opt.param_groups[0]["lr"])
+        if X_val is not None and len(X_val):
+            hist.val_acc.append(evaluate(model, X_val, y_val)["accuracy"])
+            bar.set_postfix(loss=f"{hist.train_loss[-1]:.3f}", val_acc=f"{hist.val_acc[-1]:.3f}")
+        else:
+            hist.val_acc.append(float("nan"))
+    bar.close()
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+@torch.no_grad()
+def predict(model: nn.Module, X, *, batch_size: int = 256) -> np.ndarray:
+    """Class predictions (N,) of ``model`` in eval mode. Taught in: 00_speech_commands"""
+    model.eval()
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    dtype = next(model.parameters()).dtype
+    out = [model(X[i:i + batch_size].to(dtype)).argmax(1) for i in range(0, len(X), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+
+
+def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) counts, rows = true class, columns = predicted (vectorised bincount)."""
+    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    flat = y_true * n_classes + y_pred  # (N,) cell index of each example
+    return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)  # (C, C)
+
+
+def evaluate(model: nn.Module, X, y, *, n_classes: int | None = None) -> dict:
+    """Accuracy and confusion matrix of ``model`` on (X, y). Taught in: 00_speech_commands"""
+    y = np.asarray(y)
+    pred = predict(model, X)
+    n_classes = n_classes or int(max(y.max(initial=0), pred.max(initial=0)) + 1)
+    acc = float((pred == y).mean()) if len(y) else float("nan")
+    return {"accuracy": acc, "confusion": confusion_matrix(y, pred, n_classes), "n": int(len(y))}
+
+
+# ---------------------------------------------------------------- baseline cache
+
+def data_fingerprint(*arrays) -> str:
+    """A short hash of the arrays' bytes and shapes: the part of a cache key that names the data."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            buf = io.BytesIO()
+            torch.save(obj, buf)
+            f.write(buf.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def baseline(name: str, ds, *, epochs: int = 20, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,
+             model_kwargs: dict | None = None, progress: bool = True, cache: bool = True,
+             verbose: bool = True):
+    """A trained baseline for dataset ``ds`` (from :func:`thinlab.data.load_dataset`), from the cache
+    when the same model, hyper-parameters and data were trained before, else trained now and cached.
+
+    Returns ``(model, info)`` where ``info`` has ``test_acc``, ``val_acc``, ``history``, ``cached``.
+    A corrupt or mismatched cache file is reported and retrained, never trusted.
+
+    Taught in: 00_speech_commands
+    """
+    model_kwargs = dict(model_kwargs or {})
+    n_classes = len(ds.labels)
+    _, n_frames, n_mels = np.asarray(ds.X_train).shape
+    model_kwargs.setdefault("n_frames", n_frames)
+    model_kwargs.setdefault("n_mels", n_mels)
+    key_obj = {"model": name, "n_classes": n_classes, "kwargs": model_kwargs, "epochs": epochs, "seed": seed,
+               "batch_size": batch_size, "lr": lr, "torch": torch.__version__.split("+")[0],
+               "data": data_fingerprint(ds.X_train, ds.y_train, ds.X_val, ds.y_val)}
+    key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
+    path = cache_root() / "baselines" / f"{name}-{key}.pt"
+    model = build_model(name, n_classes, **model_kwargs)
+    if cache and path.exists():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=False)
+            if blob.get("key") != key_obj:
+                raise ValueError("stored key differs from the requested one")
+            model.load_state_dict(blob["state_dict"])
+            info = dict(blob["info"], cached=True)
+            if verbose:
+                print(f"baseline {name}: loaded from cache ({path.name}); test accuracy "
+                      f"{info['test_acc']:.3f}")
+            return model, info
+        except Exception as exc:  # corrupt / foreign file: say so, retrain, overwrite atomically
+            print(f"baseline cache {path} unusable ({exc}); retraining")
+    hist = fit(model, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, seed=seed,
+               batch_size=batch_size, lr=lr, progress=progress, desc=f"train {name}")
+    info = {"val_acc": evaluate(model, ds.X_val, ds.y_val, n_classes=n_classes)["accuracy"] if len(ds.y_val)
+            else float("nan"),
+            "test_acc": evaluate(model, ds.X_test, ds.y_test, n_classes=n_classes)["accuracy"],
+            "history": hist.rows(), "seconds": hist.seconds, "cached": False}
+    if cache:
+        _atomic_torch_save({"key": key_obj, "state_dict": model.state_dict(), "info": info}, path)
+    if verbose:
+        print(f"baseline {name}: trained {epochs} epochs in {hist.seconds:.0f}s; test accuracy "
+              f"{info['test_acc']:.3f}")
+    return model, info
