@@ -87,6 +87,7 @@ def run_lesson(key: str, *, fast: bool = False, data: str | None = None, out_dir
     results_path = (out_dir / f"{stem}.json").resolve()
     params = dict(FAST_PARAMS.get(key, {}) if fast else {})
     params["RESULTS"] = str(results_path)
+    params["SOLUTIONS"] = True  # unattended runs fill the "your turn" cells with the reference answers
     if data:
         params["DATA"] = data
     params.update(extra or {})
