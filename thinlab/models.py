@@ -171,7 +171,9 @@ def build_model(name: str, n_classes: int, **kwargs) -> nn.Module:
     if not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes={n_classes!r} must be an int ≥ 2 (10 for the 10-word task, 12 with "
                          "_unknown_ and _silence_)")
-    return MODELS[key](n_classes, **kwargs)
+    model = MODELS[key](n_classes, **kwargs)
+    model.thinlab_spec = {"name": key, "n_classes": n_classes, **kwargs}  # how to rebuild it (layers.io)
+    return model
 
 
 def n_params(model: nn.Module) -> int:

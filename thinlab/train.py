@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from thinlab.data._io import cache_root
 from thinlab.models import build_model
 
 
@@ -29,11 +30,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def cache_root() -> Path:
-    """The on-disk cache: ``$THINLAB_CACHE`` or ``~/.cache/thinlab``."""
-    return Path(os.environ.get("THINLAB_CACHE") or Path.home() / ".cache" / "thinlab")
 
 
 @dataclass
