@@ -1,27 +1,13 @@
-"""Exercise checks: tiny fixtures with exact answers. Each ``check_*`` calls the student's function,
-compares with the reference, and raises ``AssertionError`` with a message that says what went wrong
-and a hint. ``SOLUTIONS`` maps each exercise to its reference (used when a lesson runs with
-``SOLUTIONS=True``, so unattended runs pass).
+"""Exercise checks for lesson 00 (accuracy from a confusion matrix, speaker overlap).
 
-Taught in: every lesson's "your turn" cells
+Taught in: 00_speech_commands
 """
 from __future__ import annotations
 
 import numpy as np
 
+from thinlab.checks._common import call as _call, fail as _fail
 
-def _fail(what: str, hint: str):
-    raise AssertionError(f"{what}\nHint: {hint}")
-
-
-def _call(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as exc:
-        raise AssertionError(f"{getattr(fn, '__name__', 'your function')} is not written yet: {exc}") from None
-
-
-# ---------------------------------------------------------------- 00 speech commands
 
 def accuracy_from_confusion_reference(cm) -> float:
     """Accuracy = correct / total = trace / sum of the confusion matrix. Taught in: 00_speech_commands"""

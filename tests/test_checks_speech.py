@@ -1,0 +1,37 @@
+"""Exercise checks pass the reference answers and fail wrong ones with a helpful message.
+
+Lesson 00's wrong answers are here; each later lesson has tests/test_checks_<topic>.py."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from thinlab import checks
+
+# (check, a wrong answer, a phrase the failure message must contain)
+WRONG = {
+    "accuracy_from_confusion": (checks.check_accuracy_from_confusion, lambda cm: float(np.trace(cm)), "expected"),
+    "speaker_overlap": (checks.check_speaker_overlap, lambda a, b: set(a) | set(b), "expected"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(checks.SOLUTIONS))
+def test_every_reference_passes_its_check(name):
+    check = getattr(checks, f"check_{name}")
+    assert check(checks.SOLUTIONS[name]).startswith("✓")
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_wrong_answer_fails_with_a_hint(name):
+    check, wrong, phrase = WRONG[name]
+    with pytest.raises(AssertionError, match=phrase) as err:
+        check(wrong)
+    assert "Hint:" in str(err.value)
+
+
+def test_unwritten_exercise_says_so():
+    def speaker_overlap(a, b):
+        raise NotImplementedError("your turn")
+
+    with pytest.raises(AssertionError, match="speaker_overlap is not written yet"):
+        checks.check_speaker_overlap(speaker_overlap)
