@@ -55,7 +55,7 @@ class CNN(nn.Module):
     """
 
     def __init__(self, n_classes: int, *, n_frames: int = 101, n_mels: int = 40,
-                 channels=(16, 32, 64, 64), hidden=(128, 64), dropout: float = 0.25):
+                 channels=(8, 16, 32, 64), hidden=(128, 64), dropout: float = 0.25):
         super().__init__()
         self.n_frames, self.n_mels = n_frames, n_mels
         self.norm = Standardize(n_mels)
