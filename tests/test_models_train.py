@@ -124,3 +124,10 @@ def test_data_fingerprint_changes_with_data():
     b = a.copy(); b[0, 0] = 1
     assert train.data_fingerprint(a) != train.data_fingerprint(b)
     assert train.data_fingerprint(a) == train.data_fingerprint(a.copy())
+
+
+def test_standard_error():
+    assert train.standard_error(0.5, 100) == pytest.approx(0.05)
+    assert train.standard_error(1.0, 10) == 0.0
+    with pytest.raises(ValueError, match="n=0"):
+        train.standard_error(0.5, 0)

@@ -66,6 +66,11 @@ def test_widgets_ship_in_a_normal_install(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("thinlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "thinlab/widgets/__init__.py" in names and "thinlab/__init__.py" in names
+    for init in (REPO / "thinlab").rglob("__init__.py"):  # every subpackage ships
+        rel = init.relative_to(REPO).as_posix()
+        assert rel in names, f"{rel} is missing from the wheel: add its package to pyproject.toml"
+    for mod in (REPO / "widgets").glob("*.py"):
+        assert f"thinlab/widgets/{mod.name}" in names
     assert not any(n.startswith("widgets/") for n in names), "widgets/ must ship only as thinlab.widgets"
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),

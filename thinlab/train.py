@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from thinlab.data._io import cache_root
+from thinlab.data._io import atomic_file, cache_root
 from thinlab.models import build_model
 
 
@@ -72,7 +70,7 @@ def set_input_stats(model: nn.Module, X_train) -> None:
 def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int = 20,
         batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-4, seed: int = 0,
         schedule: str = "onecycle", progress: bool = True, step_fn: Callable | None = None,
-        set_stats: bool = True, desc: str = "train") -> History:
+        set_stats: bool = True, desc: str = "train", eps: float = 1e-8) -> History:
     """Train ``model`` with AdamW and a learning-rate schedule, seeded; returns a :class:`History`.
 
     Parameters
@@ -82,6 +80,7 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     step_fn : optional ``step_fn(model, xb, yb, optimizer) -> (loss, logits, skipped)`` replacing the
         plain float32 step (used for FP16 training and for masked / fake-quantised fine-tuning).
     set_stats : set the model's input standardisation from ``X_train`` first.
+    eps : AdamW's epsilon (pure float16 training needs ≥ 1e-4: 1e-8 rounds to 0 in half precision).
 
     Taught in: 00_speech_commands
     """
@@ -93,7 +92,7 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     if set_stats:
         set_input_stats(model, X_train)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                            weight_decay=weight_decay)
+                            weight_decay=weight_decay, eps=eps)
     steps_per_epoch = (len(X) + batch_size - 1) // batch_size
     total = epochs * steps_per_epoch
     if schedule == "onecycle":
@@ -160,6 +159,16 @@ def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_classes * n_classes).reshape(n_classes, n_classes)  # (C, C)
 
 
+def standard_error(accuracy: float, n: int) -> float:
+    """Binomial standard error √(p(1−p)/n) of an accuracy measured on ``n`` examples.
+
+    Taught in: 00_speech_commands
+    """
+    if n < 1:
+        raise ValueError(f"n={n}: a standard error needs at least one test example")
+    return float(np.sqrt(accuracy * (1 - accuracy) / n))
+
+
 def evaluate(model: nn.Module, X, y, *, n_classes: int | None = None) -> dict:
     """Accuracy and confusion matrix of ``model`` on (X, y). Taught in: 00_speech_commands"""
     y = np.asarray(y)
@@ -182,19 +191,10 @@ def data_fingerprint(*arrays) -> str:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            buf = io.BytesIO()
-            torch.save(obj, buf)
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_file(path, "wb") as f:
+        f.write(buf.getvalue())
 
 
 def baseline(name: str, ds, *, epochs: int = 20, seed: int = 0, batch_size: int = 64, lr: float = 3e-3,

@@ -8,14 +8,13 @@ Taught in: 06_pipeline
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
+from thinlab.data._io import atomic_file
 from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
 from thinlab.prune import csr_decode, csr_encode, CSR
 from thinlab.quant import pack_bits, unpack_bits, kmeans_code_bits
@@ -162,17 +161,8 @@ def save_compressed(model, path) -> int:
     meta = json.dumps({"format": FORMAT, "model": spec, "layers": layers, "dense": dense})
     arrays["__meta__"] = np.frombuffer(meta.encode(), dtype=np.uint8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(path, "wb") as f:
+        np.savez(f, **arrays)
     return path.stat().st_size
 
 
