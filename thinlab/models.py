@@ -84,12 +84,20 @@ class CNN(nn.Module):
 
 
 class LSTM(nn.Module):
-    """The seed thesis's LSTM: one LSTM layer over frames, its last hidden state → 2 dense layers."""
+    """The seed thesis's LSTM: one LSTM layer over frames, then 2 dense layers.
+
+    ``pool="max"`` (default) max-pools the hidden states over time; ``"last"`` takes the final
+    state as the thesis did. On the real Speech Commands sample with the 20-epoch baseline budget
+    the last state reached 23% test accuracy and max-pooling 84% (lesson 00's measurement): a
+    keyword sits anywhere in the second, and the last state has to carry it through ~100 steps.
+    """
 
     def __init__(self, n_classes: int, *, n_frames: int = 101, n_mels: int = 40,
-                 hidden_size: int = 128, dense: int = 64, dropout: float = 0.2):
+                 hidden_size: int = 128, dense: int = 64, dropout: float = 0.2, pool: str = "max"):
         super().__init__()
-        self.n_frames, self.n_mels = n_frames, n_mels
+        if pool not in ("max", "last"):
+            raise ValueError(f"pool={pool!r}; choose 'max' (over time) or 'last' (final state)")
+        self.n_frames, self.n_mels, self.pool = n_frames, n_mels, pool
         self.norm = Standardize(n_mels)
         self.lstm = nn.LSTM(n_mels, hidden_size, batch_first=True)
         self.fc1 = nn.Linear(hidden_size, dense)
@@ -99,7 +107,8 @@ class LSTM(nn.Module):
     def forward(self, x):
         _check_input(x, self.n_frames, self.n_mels, "LSTM")
         out, _ = self.lstm(self.norm(x))  # (B, frames, hidden)
-        h = self.drop(torch.relu(self.fc1(out[:, -1])))
+        h = out.amax(dim=1) if self.pool == "max" else out[:, -1]  # (B, hidden)
+        h = self.drop(torch.relu(self.fc1(h)))
         return self.fc2(h)
 
 
