@@ -5,8 +5,9 @@ of 8 accents × 17 variants × 6 pitches × 5 rates (4,080 combinations) without
 its id is the first 8 hex digits of the SHA-1 of the combination, so the same voice keeps its
 id across seeds. Each speaker says every word once, in a fresh seeded espeak-ng session; each
 word is trimmed, resampled to 16 kHz, scaled to a random peak, placed at a random offset in
-1 s, with faint white noise (25-40 dB SNR). A synthesized ``_background_noise_/`` (white,
-pink, brown, mains hum, babble) is added. Same seed and parameters → same bytes. Written to a
+1 s, and mixed with a random stretch of one of the synthesized background recordings (white,
+pink, brown, mains hum, babble; also written to ``_background_noise_/``) at 5-20 dB SNR, so the
+task is not trivially clean. Same seed and parameters → same bytes. Written to a
 temporary folder and renamed into place.
 
 Taught in: 00_speech_commands
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ._io import DataError, cache_root, check_replaceable, read_marker, swap_into_place, temp_dir_beside
-from .audio import SAMPLE_RATE, pcm16_wav_bytes
+from .audio import SAMPLE_RATE, mix_noise, pcm16_wav_bytes
 from .espeak import ENGLISH_VOICES, Session
 from .layout import BACKGROUND, WORDS10
 
@@ -33,7 +34,7 @@ VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f
 PITCHES = (25, 35, 45, 55, 65, 75)
 RATES = (130, 150, 170, 190, 210)
 _BABBLE = ("the", "weather", "people", "morning", "number", "after", "water", "table", "little", "open")
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: each clip mixed with a background recording at 5-20 dB SNR
 
 
 def speaker_grid() -> list:
@@ -92,15 +93,19 @@ def _resample(y, sr_in):
     return soxr.resample(y, sr_in, SAMPLE_RATE, quality="HQ").astype(np.float32)
 
 
-def render_clip(samples: np.ndarray, sr_in: int, rng) -> np.ndarray:
+def render_clip(samples: np.ndarray, sr_in: int, rng, noises=None, snr_db=(5.0, 20.0)) -> np.ndarray:
     """Turn raw espeak int16 speech into a 1-s, 16 kHz clip: trim, resample, random gain,
-    random offset, faint noise.
+    random offset, then background noise at a random SNR (faint white noise if ``noises`` is None).
 
     Parameters
     ----------
     samples : np.ndarray, int16, shape (n,)
     sr_in : int
     rng : np.random.Generator
+    noises : sequence of float32 arrays, optional
+        Background recordings; a random 1-s stretch of one is mixed in at ``snr_db``.
+    snr_db : (low, high)
+        Range of the speech-to-noise ratio in dB.
 
     Returns
     -------
@@ -117,6 +122,9 @@ def render_clip(samples: np.ndarray, sr_in: int, rng) -> np.ndarray:
     out = np.zeros(SAMPLE_RATE, np.float32)
     start = int(rng.integers(0, SAMPLE_RATE - y.shape[0] + 1))
     out[start:start + y.shape[0]] = y
+    if noises:
+        noise = noises[int(rng.integers(len(noises)))]
+        return mix_noise(out, noise, snr_db=float(rng.uniform(*snr_db)), rng=rng)
     rms = float(np.sqrt(np.mean(y ** 2)))
     noise_rms = rms * 10 ** (-rng.uniform(25, 40) / 20)  # 25-40 dB below the speech
     out += rng.standard_normal(SAMPLE_RATE, dtype=np.float32) * np.float32(noise_rms)
@@ -198,6 +206,7 @@ def synthesize(dest=None, *, n_speakers: int = 160, words=None, seed: int = 0, b
     chosen = [grid[i] for i in sorted(rng.choice(len(grid), size=params["n_speakers"], replace=False))]
     tmp = temp_dir_beside(dest)
     try:
+        noises = background_noises(background_seconds, np.random.default_rng([seed, 10**6]))
         for w in params["words"]:
             (tmp / w).mkdir()
         for k, (voice, pitch, rate) in enumerate(tqdm(chosen, desc="synthesize", unit="speaker",
@@ -206,10 +215,11 @@ def synthesize(dest=None, *, n_speakers: int = 160, words=None, seed: int = 0, b
             with Session(seed=seed * 100_003 + k) as session:  # a fresh, seeded espeak-ng per speaker
                 for j, w in enumerate(params["words"]):
                     samples = session.speak(w, voice=voice, pitch=pitch, rate=rate)
-                    clip = render_clip(samples, session.sample_rate, np.random.default_rng([seed, k, j]))
+                    clip = render_clip(samples, session.sample_rate, np.random.default_rng([seed, k, j]),
+                                       noises=list(noises.values()))
                     (tmp / w / f"{spk}_nohash_0.wav").write_bytes(pcm16_wav_bytes(clip))
         (tmp / BACKGROUND).mkdir()
-        for name, y in background_noises(background_seconds, np.random.default_rng([seed, 10**6])).items():
+        for name, y in noises.items():
             (tmp / BACKGROUND / f"{name}.wav").write_bytes(pcm16_wav_bytes(y))
         seconds = time.perf_counter() - t0
         n_clips = len(chosen) * len(params["words"])
