@@ -1,0 +1,139 @@
+"""Network-level size targeting: hit a total size_fraction for a whole model with DeepThin layers.
+
+Taught in: 03_deepthin
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from thinlab.deepthin._checks import check_fraction, check_int, check_layout
+from thinlab.deepthin.solver import ORIGINAL_DTYPE, DeepThinSize, deepthin_lower_bound, deepthin_size
+from thinlab.size import LayerSize, SizeReport, dense_bytes
+
+
+@dataclass(frozen=True)
+class NetworkPlan:
+    """DeepThin layouts for every compressed layer plus the bytes kept uncompressed.
+
+    ``size_fraction`` is the achieved total: (compressed bytes + other bytes) / (dense bytes of
+    the compressed layers + other bytes); ``target`` is what was asked.
+
+    Taught in: 03_deepthin
+    """
+
+    layers: dict
+    other_bytes: int
+    target: float
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes of every compressed layer plus the uncompressed params.
+
+        Taught in: 03_deepthin
+        """
+        return sum(s.bytes for s in self.layers.values()) + self.other_bytes
+
+    @property
+    def dense_bytes(self) -> int:
+        """Bytes of the same model stored dense in float32.
+
+        Taught in: 03_deepthin
+        """
+        return sum(s.dense_bytes for s in self.layers.values()) + self.other_bytes
+
+    @property
+    def size_fraction(self) -> float:
+        """Achieved total size_fraction (compressed / dense bytes).
+
+        Taught in: 03_deepthin
+        """
+        return self.total_bytes / self.dense_bytes
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the compressed layers (X^f and W^f of each).
+
+        Taught in: 03_deepthin
+        """
+        return sum(s.n_params for s in self.layers.values())
+
+    def report(self) -> SizeReport:
+        """Per-layer :class:`thinlab.size.SizeReport` (plus an "other" row if any).
+
+        Taught in: 03_deepthin
+        """
+        rows = [LayerSize(name, "deepthin", s.n_params, s.bytes, s.dense_bytes,
+                          {"m": s.m, "n": s.n, "r": s.r, "gcd": s.gcd}) for name, s in self.layers.items()]
+        if self.other_bytes:
+            rows.append(LayerSize("other", "dense", self.other_bytes // 4, self.other_bytes, self.other_bytes))
+        return SizeReport(rows)
+
+
+def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, rank: int | None = None,
+                 layout: str = "coprime", dtype="float32", shuffled: bool = False) -> NetworkPlan:
+    """Choose a DeepThin layout for every layer so the whole model lands on ``size_fraction``.
+
+    The budget is ``size_fraction · (dense bytes of all layers + other bytes)`` minus the other
+    bytes (biases, layers left dense: counted as float32). It is shared as one common fraction
+    over the compressed layers; a layer whose DeepThin lower bound is above that fraction is
+    pinned at its bound and its overhead is taken from the others (repeated until no layer is
+    below its bound). A last pass hands the rounding slack of each layer (ranks are integers)
+    to the layers after it, largest first, so the total lands just under the target.
+
+    Parameters
+    ----------
+    shapes : dict[str, (Q, R)]
+        Layers to compress, W of shape (Q, R) each.
+    size_fraction : float
+        Target total compressed / dense bytes, in (0, 1].
+    other_params : int
+        Parameters kept uncompressed (float32).
+    rank : int or None
+        Cap every layer's rank at this value (None: each layer takes the largest that fits).
+    layout, dtype, shuffled
+        Passed to :func:`deepthin_size`.
+
+    Returns
+    -------
+    NetworkPlan
+
+    Taught in: 03_deepthin
+    """
+    alpha, layout = check_fraction(size_fraction), check_layout(layout)
+    if not shapes:
+        raise ValueError("shapes is empty; pass {'layer name': (Q, R), ...} for the layers to compress")
+    shapes = {name: (check_int(f"{name} Q", q), check_int(f"{name} R", r)) for name, (q, r) in shapes.items()}
+    other = 4 * check_int("other_params", other_params, minimum=0)
+    dense = {k: dense_bytes(s, dtype=ORIGINAL_DTYPE) for k, s in shapes.items()}
+    total = sum(dense.values()) + other
+    budget = alpha * total - other
+    lower = {k: deepthin_lower_bound(*s, dtype=dtype, shuffled=shuffled) for k, s in shapes.items()}
+    floor_bytes = sum(lower[k] * dense[k] for k in shapes)
+    if budget < floor_bytes:
+        least = (floor_bytes + other) / total
+        raise ValueError(f"size_fraction={alpha:.3g} is below what this network can reach: every layer at its "
+                         f"DeepThin lower bound plus {other:,} bytes of uncompressed params gives {least:.3g}; "
+                         f"use size_fraction ≥ {least:.3g}, or compress part of the other params too")
+    pinned: set = set()
+    while True:
+        free = [k for k in shapes if k not in pinned]
+        common = (budget - sum(lower[k] * dense[k] for k in pinned)) / sum(dense[k] for k in free) if free else 0
+        stuck = {k for k in free if lower[k] > common}
+        if not stuck:
+            break
+        pinned |= stuck
+
+    def solve(name: str, fraction: float) -> DeepThinSize:
+        fraction = min(1.0, max(fraction, lower[name]))
+        kw = dict(size_fraction=fraction, layout=layout, dtype=dtype, shuffled=shuffled)
+        if rank is not None:
+            kw["rank"] = min(rank, deepthin_size(*shapes[name], **kw).r)
+        return deepthin_size(*shapes[name], **kw)
+
+    layers = {k: solve(k, lower[k] if k in pinned else common) for k in shapes}
+    slack = budget - sum(s.bytes for s in layers.values())
+    for k in sorted(free, key=dense.get, reverse=True):           # hand the rounding slack on
+        better = solve(k, (layers[k].bytes + slack) / dense[k])
+        slack -= better.bytes - layers[k].bytes
+        layers[k] = better
+    return NetworkPlan(layers=layers, other_bytes=other, target=alpha)
