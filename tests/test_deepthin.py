@@ -116,6 +116,23 @@ def test_solver_error_names_the_bound_and_fix():
         deepthin_size(2048, 2048, size_fraction=0.0004)
 
 
+def test_error_advice_values_work():
+    # the advised values are rounded up, so following the advice succeeds
+    for Q, R in [(2048, 2048), (300, 200), (7, 11), (2048, 6928)]:
+        with pytest.raises(ValueError, match=r"use ≥ ") as info:
+            deepthin_size(Q, R, size_fraction=deepthin_lower_bound(Q, R) * 0.99)
+        advised = float(str(info.value).split("use ≥ ")[1].split(" ")[0])
+        assert deepthin_size(Q, R, size_fraction=advised).r == 1
+    with pytest.raises(ValueError, match=r"size_fraction ≥ ") as info:
+        deepthin_size(2048, 2048, size_fraction=0.01, rank=13)
+    advised = float(str(info.value).split("size_fraction ≥ ")[1])
+    assert deepthin_size(2048, 2048, size_fraction=advised, rank=13).r == 13
+    with pytest.raises(ValueError, match=r"use size_fraction ≥ ") as info:
+        plan_network(TFKALDI, size_fraction=0.0005, other_params=5000)
+    advised = float(str(info.value).split("use size_fraction ≥ ")[1].split(",")[0])
+    assert plan_network(TFKALDI, size_fraction=advised, other_params=5000).size_fraction <= advised
+
+
 def test_solver_bad_rank_layout_and_shape():
     with pytest.raises(ValueError, match=r"rank=11 does not fit .* largest rank that fits is 10; use rank ≤ 10"):
         deepthin_size(2048, 2048, size_fraction=0.01, rank=11)
@@ -172,6 +189,8 @@ def test_plan_network_errors():
         plan_network({"a": (64, 64)}, size_fraction=0.5, other_params=10_000)
     with pytest.raises(ValueError, match=r"shapes is empty"):
         plan_network({}, size_fraction=0.5)
+    with pytest.raises(ValueError, match=r"\['bias_like'\] are too small for DeepThin.*add their parameters to other"):
+        plan_network({"big": (256, 256), "bias_like": (2, 2)}, size_fraction=0.5)
 
 
 def test_plan_network_report_rows():

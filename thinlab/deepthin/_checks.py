@@ -5,6 +5,7 @@ Taught in: 03_deepthin
 """
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -59,3 +60,12 @@ def check_layout(layout: str) -> str:
         raise ValueError(f"layout={layout!r} is not a DeepThin layout rule; use one of {choices} "
                          "('coprime' is the paper's LCM rule)")
     return layout
+
+
+def ceil_sig(value: float, digits: int = 2) -> float:
+    """``value`` rounded *up* to ``digits`` significant digits, so that advice such as
+    "use ≥ 0.00098" names a value that really works."""
+    if value <= 0:
+        return value
+    scale = 10.0 ** (math.floor(math.log10(value)) - digits + 1)
+    return math.ceil(value / scale - 1e-9) * scale

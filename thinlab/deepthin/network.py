@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thinlab.deepthin._checks import check_fraction, check_int, check_layout
+from thinlab.deepthin._checks import ceil_sig, check_fraction, check_int, check_layout
 from thinlab.deepthin.solver import ORIGINAL_DTYPE, DeepThinSize, deepthin_lower_bound, deepthin_size
 from thinlab.size import LayerSize, SizeReport, dense_bytes
 
@@ -108,9 +108,14 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
     total = sum(dense.values()) + other
     budget = alpha * total - other
     lower = {k: deepthin_lower_bound(*s, dtype=dtype, shuffled=shuffled) for k, s in shapes.items()}
+    too_small = {k: f"{v:.3g}" for k, v in lower.items() if v > 1}
+    if too_small:
+        raise ValueError(f"layers {sorted(too_small)} are too small for DeepThin: even rank 1 with the two shapes "
+                         f"recorded is larger than the dense layer (lower bounds {too_small}, above 1); leave them "
+                         f"dense and add their parameters to other_params")
     floor_bytes = sum(lower[k] * dense[k] for k in shapes)
     if budget < floor_bytes:
-        least = (floor_bytes + other) / total
+        least = ceil_sig((floor_bytes + other) / total)
         raise ValueError(f"size_fraction={alpha:.3g} is below what this network can reach: every layer at its "
                          f"DeepThin lower bound plus {other:,} bytes of uncompressed params gives {least:.3g}; "
                          f"use size_fraction ≥ {least:.3g}, or compress part of the other params too")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab.deepthin._checks import check_fraction, check_int, check_layout
+from thinlab.deepthin._checks import ceil_sig, check_fraction, check_int, check_layout
 from thinlab.size import SEED_BYTES, dense_bytes, dtype_bytes, shape_bytes
 
 #: the dense layer DeepThin replaces is float32; size_fraction is measured against it
@@ -174,8 +174,9 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
     same shifted copies of W^f's rows, and row q of W only ever sees the n / g columns
     b ≡ q (mod g) of W^f. At n | Q (g = n) every column is a stack of whole W_aux rows and
     DeepThin collapses to a block-wise low-rank factorisation; at n = Q it *is* rank-r
-    factorisation. With gcd(n, Q) = 1 there are n alignments (≥ R for square-ish layers): no two
-    columns share one, which is the paper's point.
+    factorisation. With gcd(n, Q) = 1 the period is n: columns j and j + n are the first to share
+    an alignment (2048 x 2048 at 100x: n = 1649, so only the last 399 columns repeat one), which
+    is the paper's point.
 
     Parameters
     ----------
@@ -206,15 +207,16 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
     header = deepthin_bytes(1, 1, 1, dtype=dtype, shuffled=shuffled) - 2 * item
     lower = deepthin_lower_bound(Q, R, dtype=dtype, shuffled=shuffled)
     if alpha < lower:
+        bound = ceil_sig(lower)
         raise ValueError(f"size_fraction={alpha:.2g} is below this layer's DeepThin lower bound "
-                         f"{lower:.2g} for W of shape ({Q}, {R}); use ≥ {lower:.2g} or compress a larger layer")
+                         f"{bound:.2g} for W of shape ({Q}, {R}); use ≥ {bound:.2g} or compress a larger layer")
     budget = math.floor(alpha * dense + 1e-6) - header   # bytes left for factor values (+1e-6: float slack)
     s_min = sum(min_aux_sum(N))
     r_max = budget // (item * s_min)
     if rank is not None:
         rank = check_int("rank", rank)
         if rank > r_max:
-            need = (rank * s_min * item + header) / dense
+            need = ceil_sig((rank * s_min * item + header) / dense)
             raise ValueError(f"rank={rank} does not fit size_fraction={alpha:.2g} for W of shape ({Q}, {R}): "
                              f"the largest rank that fits is {r_max}; use rank ≤ {r_max} "
                              f"or size_fraction ≥ {need:.2g}")
