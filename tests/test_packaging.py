@@ -75,8 +75,12 @@ def test_widgets_ship_in_a_normal_install(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
                     str(wheel)], check=True)
-    code = (f"import sys; sys.path.insert(0, {str(target)!r}); import thinlab.widgets, thinlab; "
-            "print(thinlab.widgets.__file__)")
+    import sysconfig
+
+    # -S: no .pth files, so the editable install's finder is off; the venv's packages come after the target
+    purelib = sysconfig.get_paths()["purelib"]
+    code = (f"import sys; sys.path.insert(0, {str(target)!r}); sys.path.append({purelib!r}); "
+            "import thinlab.widgets, thinlab, thinlab.layers, thinlab.data; print(thinlab.widgets.__file__)")
     out = subprocess.run([sys.executable, "-S", "-c", code], check=True, capture_output=True, text=True).stdout
     assert Path(out.strip()).is_relative_to(target)
 
@@ -89,3 +93,24 @@ def test_makefile_targets_bootstrap_the_venv(target):
 
 def test_ci_runs_make_test():
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_lesson_table_is_the_course():
+    """The README's lesson table is generated from thinlab.course.LESSONS (python -m thinlab.course list
+    --markdown) and every row names a notebook and a test file that exist."""
+    from thinlab import course
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- lessons:start -->", 1)[1].split("<!-- lessons:end -->", 1)[0].strip()
+    assert block == course.markdown_table(), "regenerate with: python -m thinlab.course list --markdown"
+    for l in course.LESSONS:
+        assert (REPO / "lessons" / l.notebook).is_file()
+        assert (REPO / l.test.split("::")[0]).is_file()
+        for m in l.modules:
+            assert (REPO / "thinlab" / m).exists() or (REPO / "thinlab" / f"{m}.py").exists() or m == "widgets"
+
+
+def test_readme_shows_the_commands():
+    readme = (REPO / "README.md").read_text()
+    for cmd in ("make lessons", "make test", "make lab", "make data", "FAST=1"):
+        assert cmd in readme
