@@ -175,7 +175,8 @@ def histogram(values, *, title: str = "weights", bins: int = 80, rules=(), width
     counts, edges = np.histogram(v, bins=bins)
     rows = [{"lo": float(a), "hi": float(b), "count": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)]
     chart = alt.Chart(alt.Data(values=rows), title=title).mark_bar().encode(
-        x=alt.X("lo:Q", title=x_title), x2="hi:Q", y=alt.Y("count:Q", scale=alt.Scale(type="symlog")))
+        x=alt.X("lo:Q", title=x_title), x2="hi:Q", y=alt.Y("count:Q", scale=alt.Scale(type="symlog")),
+        y2=alt.datum(0))  # with x2 set, a bar needs y2 too or Vega-Lite draws it as a thin horizontal mark
     if len(rules):
         rule_rows = [{"at": float(r)} for r in rules]
         chart = chart + alt.Chart(alt.Data(values=rule_rows)).mark_rule(color="crimson", strokeDash=[4, 3]).encode(
