@@ -1,0 +1,310 @@
+"""The DeepThin paper's experiment as a library: train one compression method at one size and seed.
+
+Every method gets the same byte budget for the same layers (``size_fraction`` · their dense
+float32 bytes), is trained from scratch with the same recipe (:func:`thinlab.train.fit`
+defaults: AdamW, one-cycle, the same epochs) and is scored on held-out speakers:
+
+* ``"dense"``      the uncompressed model (size_fraction 1), via the :func:`thinlab.train.baseline` cache
+* ``"deepthin"``, ``"deepthin_shuffled"``, ``"hashed"``: :func:`thinlab.layers.compress` with
+  ``init="random"`` (DeepThin plans the whole network, :func:`thinlab.deepthin.plan_network`)
+* ``"lowrank"``    rank-r factors, ranks planned over the network like DeepThin (a layer that
+  cannot go below rank 1 is pinned there and the others pay), see :func:`lowrank_ranks`
+* ``"prune"``      dense training with gradual magnitude pruning (Zhu & Gupta's cubic schedule
+  from 10% to 60% of the steps, then training at the final mask) to the CSR byte budget of each layer
+* ``"narrow"``     the same architecture with every compressed hidden layer narrowed to the width
+  whose dense weights fit the budget (:func:`narrow_width`)
+
+:func:`plan` gives each method's layout and bytes *before* training; :func:`train_compressed`
+checks the trained model's :func:`~thinlab.layers.size_report` against it.
+The fused-product timing lives in :mod:`thinlab.layers.fused_timing`.
+
+Taught in: 03_deepthin (and reused by 06_pipeline)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+
+from thinlab import deepthin, hashednet, lowrank, prune, train
+from thinlab.layers.compress import compress, size_report
+from thinlab.models import build_model
+
+METHODS = ("dense", "deepthin", "deepthin_shuffled", "lowrank", "prune", "hashed", "narrow")
+#: gradual pruning: the mask shrinks from this share of the steps to the next, in this many updates
+PRUNE_BEGIN, PRUNE_END, PRUNE_UPDATES = 0.1, 0.6, 10
+
+
+def hidden_shapes(model) -> dict:
+    """name → paper (Q, R) = (in, out) of a DNN's hidden Linear layers (the ones the lesson compresses)."""
+    return {f"hidden.{i}": (l.in_features, l.out_features) for i, l in enumerate(model.hidden)}
+
+
+def narrow_width(budget_bytes: float, *, in_dim: int, n_hidden: int, dtype="float32") -> int:
+    """Widest hidden layers h whose dense weights (in_dim·h + (n_hidden − 1)·h²) fit ``budget_bytes``.
+
+    Taught in: 03_deepthin
+    """
+    item = np.dtype(dtype).itemsize
+    k = n_hidden - 1
+    per = budget_bytes / item                                      # weights allowed
+    h = int(per / in_dim) if k == 0 else int((-in_dim + math.sqrt(in_dim ** 2 + 4 * k * per)) / (2 * k))
+    while h > 0 and item * (in_dim * h + k * h * h) > budget_bytes:
+        h -= 1
+    while item * (in_dim * (h + 1) + k * (h + 1) ** 2) <= budget_bytes:
+        h += 1
+    if h < 1:
+        raise ValueError(f"a budget of {budget_bytes:,.0f} bytes does not hold even one hidden unit "
+                         f"({item * (in_dim + k)} bytes for in_dim={in_dim}, {n_hidden} layers); raise size_fraction")
+    return h
+
+
+def lowrank_ranks(shapes: dict, *, size_fraction: float) -> dict:
+    """Ranks for rank-r factorisation of every layer within ``size_fraction`` of their total bytes.
+
+    One common fraction per layer; a layer whose rank-1 factors exceed it is pinned at rank 1
+    and the others share what is left; the rounding slack then goes to the largest layers.
+
+    Taught in: 03_deepthin
+    """
+    dense = {k: 4 * q * r for k, (q, r) in shapes.items()}
+    budget = size_fraction * sum(dense.values())
+    floor = {k: lowrank.lowrank_bytes(s, 1) for k, s in shapes.items()}
+    if sum(floor.values()) > budget:
+        least = sum(floor.values()) / sum(dense.values())
+        raise ValueError(f"size_fraction={size_fraction:.4g} is below what rank factorisation can reach for these "
+                         f"layers: rank 1 everywhere takes {sum(floor.values()):,} bytes (size_fraction {least:.4g}); "
+                         f"use size_fraction ≥ {least:.4g}")
+    pinned: set = set()
+    while True:
+        free = [k for k in shapes if k not in pinned]
+        common = (budget - sum(floor[k] for k in pinned)) / sum(dense[k] for k in free) if free else 0
+        stuck = {k for k in free if floor[k] > common * dense[k]}
+        if not stuck:
+            break
+        pinned |= stuck
+    ranks = {k: 1 if k in pinned else lowrank.rank_for_budget(shapes[k], max_bytes=int(common * dense[k]))
+             for k in shapes}
+    slack = budget - sum(lowrank.lowrank_bytes(shapes[k], r) for k, r in ranks.items())
+    for k in sorted(shapes, key=dense.get, reverse=True):
+        step = (shapes[k][0] + shapes[k][1]) * 4                  # bytes of one more rank
+        more = min(int(slack // step), min(shapes[k]) - ranks[k])
+        ranks[k] += more
+        slack -= more * step
+    return ranks
+
+
+def _csr_nnz(shape, budget: float) -> int:
+    """Largest nnz whose CSR bytes fit ``budget`` for a (rows, cols) matrix (binary search)."""
+    lo, hi = 0, shape[0] * shape[1]
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if prune.csr_bytes(shape, mid) <= budget else (lo, mid - 1)
+    return lo
+
+
+def plan(method: str, shapes: dict, *, size_fraction: float) -> dict:
+    """A method's layout for the layers ``shapes`` (name → (Q, R)) at ``size_fraction`` of their bytes.
+
+    Returns
+    -------
+    dict with ``bytes`` (stored bytes of those layers' weights), ``size_fraction`` (achieved),
+    ``detail`` (per layer: DeepThin m, n, r; ranks; buckets; CSR nnz; or the narrow width).
+
+    Taught in: 03_deepthin
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {METHODS}")
+    dense = sum(4 * q * r for q, r in shapes.values())
+    if method == "dense":
+        return {"bytes": dense, "size_fraction": 1.0, "detail": {}}
+    if method.startswith("deepthin"):
+        p = deepthin.plan_network(shapes, size_fraction=size_fraction, shuffled=method == "deepthin_shuffled")
+        detail = {k: {"m": s.m, "n": s.n, "r": s.r, "gcd": s.gcd} for k, s in p.layers.items()}
+        nbytes = p.total_bytes
+    elif method == "lowrank":
+        detail = {k: {"rank": r} for k, r in lowrank_ranks(shapes, size_fraction=size_fraction).items()}
+        nbytes = sum(lowrank.lowrank_bytes(shapes[k], d["rank"]) for k, d in detail.items())
+    elif method == "hashed":
+        detail = {k: {"buckets": hashednet.buckets_for_size_fraction(q, r, size_fraction=size_fraction)}
+                  for k, (q, r) in shapes.items()}
+        nbytes = sum(hashednet.hashed_bytes(d["buckets"]) for d in detail.values())
+    elif method == "prune":                                        # CSR of torch's (out, in) = (R, Q) layout
+        detail = {k: {"nnz": _csr_nnz((r, q), size_fraction * 4 * q * r)} for k, (q, r) in shapes.items()}
+        if any(d["nnz"] < 1 for d in detail.values()):
+            raise ValueError(f"size_fraction={size_fraction:.4g} leaves no weight in CSR form for some layer; raise it")
+        nbytes = sum(prune.csr_bytes((r, q), detail[k]["nnz"]) for k, (q, r) in shapes.items())
+    else:                                                          # narrow: in_dim → h → … → h
+        names = list(shapes)
+        h = narrow_width(size_fraction * dense, in_dim=shapes[names[0]][0], n_hidden=len(names))
+        detail = {"width": h}
+        nbytes = 4 * (shapes[names[0]][0] * h + (len(names) - 1) * h * h)
+    return {"bytes": int(nbytes), "size_fraction": nbytes / dense, "detail": detail}
+
+
+def _gradual_step(mods: dict, nnz: dict, total_steps: int):
+    """A :func:`thinlab.train.fit` step that shrinks each layer's mask to ``nnz`` by magnitude."""
+    t0, t1 = int(PRUNE_BEGIN * total_steps), max(int(PRUNE_BEGIN * total_steps) + 1, int(PRUNE_END * total_steps))
+    freq = max(1, (t1 - t0) // PRUNE_UPDATES)
+    state = {"step": 0, "keep": {k: None for k in mods}}
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    @torch.no_grad()
+    def set_masks(final: bool):
+        for k, mod in mods.items():
+            n = mod.weight.numel()
+            s_final = 1 - nnz[k] / n
+            s = s_final if final else prune.polynomial_sparsity(state["step"], final_sparsity=s_final, begin_step=t0,
+                                                                end_step=t1, frequency=freq)
+            keep = nnz[k] if final else max(nnz[k], n - prune.n_pruned(n, sparsity=s))
+            if keep == state["keep"][k]:
+                continue
+            P = mod.parametrizations.weight[0]
+            top = torch.topk(mod.weight.detach().abs().flatten(), keep).indices   # masked weights are 0
+            new = torch.zeros(n, dtype=P.mask.dtype)
+            new[top] = 1.0
+            P.mask.copy_(new.view_as(P.mask))                                   # the buffer may be non-contiguous
+            state["keep"][k] = keep
+
+    def step(model, xb, yb, opt):
+        if t0 <= state["step"] <= t1:
+            set_masks(final=state["step"] >= t1)
+        state["step"] += 1
+        opt.zero_grad(set_to_none=True)
+        logits = model(xb)
+        loss = loss_fn(logits, yb)
+        loss.backward()
+        opt.step()
+        return loss, logits, False
+
+    return step, set_masks
+
+
+def _eval_arrays(ds, splits):
+    X = np.concatenate([getattr(ds, f"X_{s}") for s in splits])
+    y = np.concatenate([getattr(ds, f"y_{s}") for s in splits])
+    return X, y
+
+
+def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int = 0, epochs: int = 20,
+                     model: str = "dnn", model_kwargs: dict | None = None, lr: float = 3e-3, batch_size: int = 64,
+                     eval_splits=("test",), keep_model: bool = False, progress: bool = False) -> dict:
+    """Train ``model`` from scratch with ``method`` at ``size_fraction`` of its hidden layers' bytes.
+
+    Parameters
+    ----------
+    ds : a dataset from :func:`thinlab.data.load_dataset`
+    method : one of :data:`METHODS`
+    size_fraction : compressed / dense bytes of the DNN's hidden Linear weights (ignored for "dense")
+    seed : seeds the initialisation, the batches, the hash / shuffle seed
+    epochs, lr, batch_size : the training recipe, the same for every method
+    eval_splits : splits scored together (e.g. ``("val", "test")`` when nothing is chosen on val)
+    keep_model : also return the trained model under ``"model"``
+
+    Returns
+    -------
+    dict with ``method``, ``size_fraction`` (asked), ``achieved_fraction``, ``seed``, ``acc`` (on the
+    eval splits), ``n_eval``, ``bytes`` (the hidden weights as stored), ``total_bytes`` (every
+    stored tensor), ``seconds``, ``detail`` (see :func:`plan`).
+
+    Taught in: 03_deepthin
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}; choose one of {METHODS}")
+    if model != "dnn":
+        raise ValueError(f"model={model!r}: the comparison compresses the hidden layers of the 'dnn'")
+    kw = dict(model_kwargs or {})
+    n_classes, (_, n_frames, n_mels) = len(ds.labels), np.asarray(ds.X_train).shape
+    t_start = time.perf_counter()
+    if method == "dense":
+        net, _ = train.baseline(model, ds, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
+                                model_kwargs=kw or None, progress=progress, verbose=False)
+        shapes = hidden_shapes(net)
+        layout = plan("dense", shapes, size_fraction=1.0)
+    else:
+        train.seed_everything(seed)
+        net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
+        shapes = hidden_shapes(net)
+        layout = plan(method, shapes, size_fraction=size_fraction)
+        step_fn = finish = None
+        if method == "narrow":
+            kw["hidden"] = (layout["detail"]["width"],) * len(shapes)
+            train.seed_everything(seed)
+            net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
+        elif method == "lowrank":
+            for name, d in layout["detail"].items():                 # one rank per layer
+                net = compress(net, method="lowrank", rank=d["rank"], layers=[name], init="random", seed=seed)
+        elif method == "prune":
+            net = compress(net, method="prune", size_fraction=size_fraction, layers=list(shapes), init="random",
+                           seed=seed)
+            mods = {k: m for k, m in net.named_modules() if k in shapes}
+            for m in mods.values():                                  # start dense: the schedule prunes
+                m.parametrizations.weight[0].mask.fill_(1.0)
+            steps = epochs * -(-len(ds.y_train) // batch_size)
+            step_fn, finish = _gradual_step(mods, {k: d["nnz"] for k, d in layout["detail"].items()}, steps)
+        else:
+            net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes), init="random",
+                           seed=seed)
+        train.fit(net, ds.X_train, ds.y_train, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
+                  step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}")
+        if finish is not None:                                       # too few steps to reach the schedule's end
+            finish(final=True)
+    report = {r.name: r.bytes for r in size_report(net).layers}
+    stored = sum(report[f"{k}.weight"] for k in hidden_shapes(net))
+    if stored != layout["bytes"]:
+        raise RuntimeError(f"{method}: the trained model stores {stored:,} bytes in its hidden weights but the plan "
+                           f"said {layout['bytes']:,}")
+    X, y = _eval_arrays(ds, eval_splits)
+    acc = train.evaluate(net, X, y, n_classes=n_classes)["accuracy"]
+    out = {"method": method, "size_fraction": 1.0 if method == "dense" else float(size_fraction),
+           "achieved_fraction": layout["size_fraction"], "seed": int(seed), "acc": acc, "n_eval": int(len(y)),
+           "bytes": stored, "total_bytes": size_report(net).total_bytes,
+           "seconds": round(time.perf_counter() - t_start, 2), "detail": layout["detail"]}
+    if keep_model:
+        out["model"] = net
+    return out
+
+
+def summarize(rows) -> list[dict]:
+    """Mean and standard deviation (over seeds, ddof=1; 0 for one seed) of ``acc`` per (method, size_fraction).
+
+    Taught in: 03_deepthin
+    """
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["size_fraction"]), []).append(r)
+    out = []
+    for (method, frac), rs in groups.items():
+        acc = np.array([r["acc"] for r in rs])
+        out.append({"method": method, "size_fraction": frac, "factor": round(1 / frac),
+                    "bytes": int(np.mean([r["bytes"] for r in rs])), "acc_mean": float(acc.mean()),
+                    "acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, "n_seeds": len(acc)})
+    return out
+
+
+def relative_improvement(summary, *, reference: str = "deepthin") -> list[dict]:
+    """The paper's Table 1 on our task: (error_method − error_reference) / error_method per size.
+
+    Error = 1 − accuracy (of the seed means); positive means ``reference`` makes fewer errors.
+    ``acc_diff`` = reference − method accuracy, ``se`` its standard error over seeds
+    (√(s_ref²/k_ref + s²/k)), and ``verdict``: "better" / "worse" when ``|acc_diff| > 2·se``, else
+    "within noise" (with one seed there is no se: every nonzero difference gets a verdict).
+
+    Taught in: 03_deepthin
+    """
+    by = {(s["method"], s["size_fraction"]): s for s in summary}
+    out = []
+    for (method, frac), s in by.items():
+        ref = by.get((reference, frac))
+        if method == reference or ref is None:
+            continue
+        err, err_ref = 1 - s["acc_mean"], 1 - ref["acc_mean"]
+        diff = ref["acc_mean"] - s["acc_mean"]
+        se = math.sqrt(ref["acc_std"] ** 2 / ref["n_seeds"] + s["acc_std"] ** 2 / s["n_seeds"])
+        verdict = "within noise" if abs(diff) <= 2 * se else ("better" if diff > 0 else "worse")
+        out.append({"method": method, "size_fraction": frac, "factor": round(1 / frac),
+                    "relative_improvement": (err - err_ref) / err if err > 0 else float("nan"),
+                    "acc_diff": diff, "se": se, "verdict": verdict})
+    return out
