@@ -6,6 +6,7 @@ Taught in: 00_speech_commands
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import json
 import random
@@ -213,12 +214,15 @@ def baseline(name: str, ds, *, epochs: int = 20, seed: int = 0, batch_size: int 
     _, n_frames, n_mels = np.asarray(ds.X_train).shape
     model_kwargs.setdefault("n_frames", n_frames)
     model_kwargs.setdefault("n_mels", n_mels)
-    key_obj = {"model": name, "n_classes": n_classes, "kwargs": model_kwargs, "epochs": epochs, "seed": seed,
+    model = build_model(name, n_classes, **model_kwargs)
+    # the model's code is part of the key: a changed architecture must not load stale weights
+    code = hashlib.sha256(inspect.getsource(type(model)).encode()).hexdigest()[:12]
+    key_obj = {"model": name, "code": code, "n_classes": n_classes, "kwargs": model_kwargs, "epochs": epochs,
+               "seed": seed,
                "batch_size": batch_size, "lr": lr, "torch": torch.__version__.split("+")[0],
                "data": data_fingerprint(ds.X_train, ds.y_train, ds.X_val, ds.y_val)}
     key = hashlib.sha256(json.dumps(key_obj, sort_keys=True).encode()).hexdigest()[:20]
     path = cache_root() / "baselines" / f"{name}-{key}.pt"
-    model = build_model(name, n_classes, **model_kwargs)
     if cache and path.exists():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=False)
