@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from thinlab.data._io import atomic_file
+
 REPO = Path(__file__).resolve().parents[1]
 LESSON_DIR = REPO / "lessons"
 BUILD_DIR = REPO / "build" / "lessons"
@@ -32,13 +34,38 @@ class Lesson:
 
 LESSONS = [
     Lesson("00", "00_speech_commands.ipynb", "Speech Commands, speaker-disjoint splits, baselines",
-           ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson[00]"),
+           ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson_00"),
+    Lesson("04", "04_quantization.ipynb", "Quantization: int8 cast, fixed point, uniform, k-means, OMSE, multi-bit, "
+           "packing, Huffman", ("quant", "layers", "size", "widgets"), "tests/test_lesson_04.py"),
+    Lesson("02", "02_svd.ipynb", "Low rank: singular values, energy, truncated SVD, fine-tuning, factorized training",
+           ("lowrank", "layers", "size", "widgets"), "tests/test_lesson_02.py"),
+    Lesson("06", "06_pipeline.ipynb", "The full pipeline: prune -> low rank / DeepThin -> quantize, distillation, "
+           "Pareto chart of every method, save / reload / timing",
+           ("prune", "lowrank", "deepthin", "quant", "layers", "size", "train", "charts"), "tests/test_lesson_06.py"),
 ]
+
+LESSONS.sort(key=lambda l: l.key)
 
 #: CI-size parameters injected by ``--fast 1`` and by the lesson tests
 FAST_PARAMS = {
     "00": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "MODELS": ["cnn", "lstm", "dnn"]},
+    "04": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
+           "FINETUNE_EPOCHS": 1},
+    "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
+           "FINETUNE_EPOCHS": 1},
+    "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,
+           "PARETO_METHODS": ["prune", "lowrank", "deepthin", "hashed", "narrow"], "PARETO_FRACTIONS": [0.05],
+           "QUANT_METHODS": ["uniform_sym_channel", "kmeans"], "QUANT_SWEEP_BITS": [4]},
 }
+
+
+def markdown_table() -> str:
+    """The README's lesson table (lesson → notebook → modules → test), made from ``LESSONS``."""
+    rows = ["| lesson | notebook | library modules | test |", "|---|---|---|---|"]
+    for l in LESSONS:
+        mods = ", ".join(f"`thinlab.{m}`" for m in l.modules)
+        rows.append(f"| {l.key} {l.title} | `lessons/{l.notebook}` | {mods} | `{l.test}` |")
+    return "\n".join(rows)
 
 
 def peak_memory_mb() -> float:
@@ -52,11 +79,8 @@ def write_results(path, results: dict) -> dict:
     Taught in: all lessons (the last cell of each)
     """
     results = dict(results, peak_memory_mb=round(peak_memory_mb(), 1))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    with atomic_file(path, "w") as f:
+        f.write(json.dumps(results, indent=2, default=_jsonable))
     return results
 
 
@@ -94,8 +118,11 @@ def run_lesson(key: str, *, fast: bool = False, data: str | None = None, out_dir
     if results_path.exists():
         results_path.unlink()
     t0 = time.perf_counter()
+    # a per-cell time limit turns a stuck cell (e.g. nbclient's widget-comm deadlock, jupyter/nbclient#312)
+    # into a clear failure instead of a silent hang
     pm.execute_notebook(str(LESSON_DIR / l.notebook), str(out_dir / l.notebook), parameters=params,
-                        cwd=str(LESSON_DIR), progress_bar=progress, kernel_name="python3")
+                        cwd=str(LESSON_DIR), progress_bar=progress, kernel_name="python3",
+                        execution_timeout=600 if fast else 3600)
     seconds = time.perf_counter() - t0
     if not results_path.exists():
         raise RuntimeError(f"lesson {key} ran but wrote no results to {results_path}")
@@ -113,8 +140,12 @@ def main(argv=None) -> int:
     r.add_argument("--fast", type=int, default=0, help="1: CI-size parameters")
     r.add_argument("--data", default=None, help="auto (default), synthetic, or a Speech Commands folder")
     r.add_argument("--only", default="", help="comma-separated lesson keys, e.g. 00,03")
-    sub.add_parser("list", help="print the lesson table")
+    ls = sub.add_parser("list", help="print the lesson table")
+    ls.add_argument("--markdown", action="store_true", help="as the README's markdown table")
     args = ap.parse_args(argv)
+    if args.cmd == "list" and args.markdown:
+        print(markdown_table())
+        return 0
     if args.cmd == "list":
         for l in LESSONS:
             print(f"{l.key}  lessons/{l.notebook:<28} thinlab.{{{','.join(l.modules)}}}  {l.test}")
