@@ -64,3 +64,36 @@ def test_lesson_00(data, tmp_path, lesson_cache, shared_sample):
     charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if "application/vnd.vegalite.v5+json" in o.get("data", {})]
     assert len(charts) >= 5 and all("image/svg+xml" in o["data"] for o in charts)
+
+
+@pytest.mark.parametrize("data", ["synthetic", "shared"])
+def test_lesson_01(data, tmp_path, lesson_cache, shared_sample):
+    src = str(shared_sample) if data == "shared" else "synthetic"
+    res, nb = _run("01", tmp_path, src)
+    assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
+    assert 0.0 <= res["baseline"]["test_acc"] <= 1.0
+    sparsities = course.FAST_PARAMS["01"]["SPARSITIES"]
+    for scope in ("layer", "global"):
+        rows = sorted((r for r in res["one_shot"] if r["scope"] == scope), key=lambda r: r["sparsity"])
+        assert [r["sparsity"] for r in rows] == sparsities
+        assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
+        assert all(a["bytes"] > b["bytes"] for a, b in zip(rows, rows[1:])), "bytes must fall as sparsity rises"
+        assert rows[0]["bytes"] > res["baseline"]["bytes"], "CSR of an unpruned matrix is larger than dense"
+    csr = res["csr"]
+    assert csr["break_even_density_int32"] < 0.5 < csr["break_even_density"] < 4 / 6  # 8 vs 6 bytes per nonzero
+    assert all(r["CSR scipy (× 1/N)"] > 2 for r in csr["cost_of_1_over_N_times_N"])
+    assert res["sensitivity"]["most_sensitive"] in res["sensitivity"]["val_acc"]
+    assert res["unstructured_same_bytes"]["bytes"] <= res["structured"]["bytes"]
+    assert res["structured"]["hidden"] == [128, 128, 128]
+    g = res["gradual"]
+    assert g["bytes"] < res["baseline"]["bytes"] / 5
+    assert all(0.0 <= g[k] <= 1.0 for k in ("one_shot_acc", "one_shot_finetuned_acc", "gradual_acc"))
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    for name in ("magnitude_prune", "csr_bytes", "break_even_density"):
+        assert f"✓ {name} is right" in text
+    charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "application/vnd.vegalite.v5+json" in o.get("data", {})]
+    assert len(charts) >= 9 and all("image/svg+xml" in o["data"] for o in charts)
+    widgets = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "the prune explorer should be displayed"

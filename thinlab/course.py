@@ -35,6 +35,8 @@ class Lesson:
 LESSONS = [
     Lesson("00", "00_speech_commands.ipynb", "Speech Commands, speaker-disjoint splits, baselines",
            ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson_00"),
+    Lesson("01", "01_pruning.ipynb", "Pruning: magnitude, sensitivity, CSR bytes, structured, gradual",
+           ("prune", "layers", "size", "widgets"), "tests/test_lessons.py::test_lesson_01"),
     Lesson("04", "04_quantization.ipynb", "Quantization: int8 cast, fixed point, uniform, k-means, OMSE, multi-bit, "
            "packing, Huffman", ("quant", "layers", "size", "widgets"), "tests/test_lesson_04.py"),
     Lesson("02", "02_svd.ipynb", "Low rank: singular values, energy, truncated SVD, fine-tuning, factorized training",
@@ -49,6 +51,8 @@ LESSONS.sort(key=lambda l: l.key)
 #: CI-size parameters injected by ``--fast 1`` and by the lesson tests
 FAST_PARAMS = {
     "00": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "MODELS": ["cnn", "lstm", "dnn"]},
+    "01": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 2, "SPARSITIES": [0.0, 0.5, 0.9, 0.99],
+           "SHOW_CNN": True},
     "04": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
            "FINETUNE_EPOCHS": 1},
     "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
