@@ -27,7 +27,7 @@ lessons: $(STAMP)
 
 ## make test: unit, property, bad-input, downloader, lesson (papermill) and browser tests
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --basetemp=build/pytest-tmp
 
 ## make lab: open JupyterLab on the lessons
 lab: $(STAMP)
