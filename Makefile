@@ -27,7 +27,8 @@ lessons: $(STAMP)
 
 ## make test: unit, property, bad-input, downloader, lesson (papermill) and browser tests
 test: $(STAMP)
-	$(PY) -m pytest -q --basetemp=build/pytest-tmp
+	@mkdir -p build
+	$(PY) -m pytest -q --basetemp=$(CURDIR)/build/pytest-tmp
 
 ## make lab: open JupyterLab on the lessons
 lab: $(STAMP)
