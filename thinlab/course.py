@@ -37,10 +37,15 @@ LESSONS = [
            ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson_00"),
     Lesson("01", "01_pruning.ipynb", "Pruning: magnitude, sensitivity, CSR bytes, structured, gradual",
            ("prune", "layers", "size", "widgets"), "tests/test_lessons.py::test_lesson_01"),
+    Lesson("05", "05_fp16_transfer.ipynb", "FP16 and transfer: range, epsilon, loss scaling, FP32 -> FP16, bfloat16",
+           ("fp16", "half", "train", "charts"), "tests/test_lesson_05.py"),
     Lesson("04", "04_quantization.ipynb", "Quantization: int8 cast, fixed point, uniform, k-means, OMSE, multi-bit, "
            "packing, Huffman", ("quant", "layers", "size", "widgets"), "tests/test_lesson_04.py"),
     Lesson("02", "02_svd.ipynb", "Low rank: singular values, energy, truncated SVD, fine-tuning, factorized training",
            ("lowrank", "layers", "size", "widgets"), "tests/test_lesson_02.py"),
+    Lesson("03", "03_deepthin.ipynb", "DeepThin: auxiliary matrix, re-layout, LCM size solver, the paper's "
+           "comparison, fused inference", ("deepthin", "hashednet", "lowrank", "prune", "layers", "widgets"),
+           "tests/test_lesson_03.py"),
     Lesson("06", "06_pipeline.ipynb", "The full pipeline: prune -> low rank / DeepThin -> quantize, distillation, "
            "Pareto chart of every method, save / reload / timing",
            ("prune", "lowrank", "deepthin", "quant", "layers", "size", "train", "charts"), "tests/test_lesson_06.py"),
@@ -53,10 +58,12 @@ FAST_PARAMS = {
     "00": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "MODELS": ["cnn", "lstm", "dnn"]},
     "01": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 2, "SPARSITIES": [0.0, 0.5, 0.9, 0.99],
            "SHOW_CNN": True},
+    "05": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "HALF_EPOCHS": 2, "TRANSFER_EPOCHS": 1},
     "04": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
            "FINETUNE_EPOCHS": 1},
     "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
            "FINETUNE_EPOCHS": 1},
+    "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0]},
     "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,
            "PARETO_METHODS": ["prune", "lowrank", "deepthin", "hashed", "narrow"], "PARETO_FRACTIONS": [0.05],
            "QUANT_METHODS": ["uniform_sym_channel", "kmeans"], "QUANT_SWEEP_BITS": [4]},

@@ -126,7 +126,7 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
                 loss, logits, skipped = step_fn(model, xb, yb, opt)
             hist.skipped_steps += int(bool(skipped))
             sched.step()
-            tot_loss += float(loss.detach()) * len(idx)
+            tot_loss += float(loss.detach() if torch.is_tensor(loss) else loss) * len(idx)
             tot_correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
             bar.update(1)
