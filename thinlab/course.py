@@ -43,6 +43,9 @@ LESSONS = [
            "packing, Huffman", ("quant", "layers", "size", "widgets"), "tests/test_lesson_04.py"),
     Lesson("02", "02_svd.ipynb", "Low rank: singular values, energy, truncated SVD, fine-tuning, factorized training",
            ("lowrank", "layers", "size", "widgets"), "tests/test_lesson_02.py"),
+    Lesson("03", "03_deepthin.ipynb", "DeepThin: auxiliary matrix, re-layout, LCM size solver, the paper's "
+           "comparison, fused inference", ("deepthin", "hashednet", "lowrank", "prune", "layers", "widgets"),
+           "tests/test_lesson_03.py"),
     Lesson("06", "06_pipeline.ipynb", "The full pipeline: prune -> low rank / DeepThin -> quantize, distillation, "
            "Pareto chart of every method, save / reload / timing",
            ("prune", "lowrank", "deepthin", "quant", "layers", "size", "train", "charts"), "tests/test_lesson_06.py"),
@@ -60,6 +63,7 @@ FAST_PARAMS = {
            "FINETUNE_EPOCHS": 1},
     "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
            "FINETUNE_EPOCHS": 1},
+    "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0]},
     "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,
            "PARETO_METHODS": ["prune", "lowrank", "deepthin", "hashed", "narrow"], "PARETO_FRACTIONS": [0.05],
            "QUANT_METHODS": ["uniform_sym_channel", "kmeans"], "QUANT_SWEEP_BITS": [4]},

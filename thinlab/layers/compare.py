@@ -38,7 +38,10 @@ PRUNE_BEGIN, PRUNE_END, PRUNE_UPDATES = 0.1, 0.6, 10
 
 
 def hidden_shapes(model) -> dict:
-    """name → paper (Q, R) = (in, out) of a DNN's hidden Linear layers (the ones the lesson compresses)."""
+    """name → paper (Q, R) = (in, out) of a DNN's hidden Linear layers (the ones the lesson compresses).
+
+    Taught in: 03_deepthin
+    """
     return {f"hidden.{i}": (l.in_features, l.out_features) for i, l in enumerate(model.hidden)}
 
 

@@ -1,0 +1,70 @@
+"""Lesson 03 (DeepThin) runs with its CI parameters on synthetic and on real speech, and its JSON
+results show what the lesson teaches: the re-layout lifts W's rank above r, the coprime layout has
+no repeated blocks, DeepThin's floor is below rank factorisation's, every method of the comparison
+got the same bytes (low rank only where it can reach them), Table 1 is computed from the comparison,
+and the fused product equals the dense one."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from thinlab import course
+from thinlab.layers import compare
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("data", ["synthetic", "shared"])
+def test_lesson_03(data, run_lesson_fast):
+    res, nb, out = run_lesson_fast("03", data)
+    params = course.FAST_PARAMS["03"]
+    assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
+    assert res["data"]["n_eval"] > 0 and res["factors"] == params["FACTORS"] and res["seeds"] == params["SEEDS"]
+
+    # the construction and the LCM rule
+    ex = res["example"]
+    assert ex["rank_W_aux"] == ex["r"] and ex["rank_W"] > ex["r"]
+    layouts = {r["n"]: r for r in res["layouts"]}
+    assert layouts[32]["rank(W)"] <= 2 * 64 // 32 and layouts[65]["rank(W)"] == 64
+    assert all(r["offsets (your n_alignments)"] == min(64, r["n"] // r["gcd(n, Q)"]) for r in res["layouts"])
+    assert all(abs(r["std / σ"] - 1) < 0.1 for r in res["init"])
+
+    # sizes: DeepThin reaches further than rank factorisation on this DNN; plans obey the gcd bookkeeping
+    floors = res["floors"]
+    assert floors["deepthin"] < floors["lowrank"] and floors["deepthin_1024_wide"] < floors["deepthin"]
+    shapes = {"hidden.0": 2000, "hidden.1": 512, "hidden.2": 512}
+    assert all(p["gcd(n, Q)"] == math.gcd(p["n"], shapes[p["layer"]]) for p in res["plans"])
+
+    # the comparison: every method at every size it can reach, within the same budget
+    dense_hidden = sum(4 * q * r for q, r in [(2000, 512), (512, 512), (512, 512)])
+    got = {(s["method"], s["factor"]): s for s in res["comparison"]}
+    assert got[("dense", 1)]["bytes"] == dense_hidden
+    for F in params["FACTORS"]:
+        for method in compare.METHODS[1:]:
+            reachable = not (method == "lowrank" and 1 / F < floors["lowrank"])
+            assert ((method, F) in got) == reachable, (method, F)
+            if reachable:
+                s = got[(method, F)]
+                assert s["bytes"] <= dense_hidden / F and s["n_seeds"] == len(params["SEEDS"])
+                assert 0.0 <= s["acc_mean"] <= 1.0 and s["acc_std"] == 0.0
+    assert len(res["runs"]) == len(res["comparison"]) * len(params["SEEDS"])
+
+    # Table 1 follows from the comparison
+    for r in res["relative_improvement"]:
+        e_m, e_dt = 1 - got[(r["method"], r["factor"])]["acc_mean"], 1 - got[("deepthin", r["factor"])]["acc_mean"]
+        assert r["relative_improvement"] == pytest.approx((e_m - e_dt) / e_m)
+    assert {r["method"] for r in res["relative_improvement"]} == set(compare.METHODS[2:])
+    assert len(res["verdicts"]) == len(params["FACTORS"])
+
+    # inference: one row per layer (+ all) per batch per size, the fused product equal to the dense one
+    timing = res["timing"]
+    assert len(timing) == len(params["FACTORS"]) * 2 * 4
+    assert all(t["max_rel_diff"] < 1e-3 and t["speedup"] > 0 for t in timing)
+
+    for name in ("relayout", "n_alignments", "lower_bound"):
+        assert f"✓ {name} is right" in out["text"]
+    assert "DeepThin" in out["text"] and "best here" in out["text"]
+    assert len(out["charts"]) >= 8 and all("image/svg+xml" in o["data"] for o in out["charts"])
+    assert out["widgets"], "the DeepThin explorer must be displayed"
+    assert res["peak_memory_mb"] < 2000
