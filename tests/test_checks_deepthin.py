@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
+from _checks_helpers import exercise_tests
 
 from thinlab import checks, deepthin
 
@@ -57,29 +57,11 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", ["relayout", "n_alignments", "lower_bound"])
-def test_reference_passes_its_check(name):
-    check = getattr(checks, f"check_{name}")
-    assert check(checks.SOLUTIONS[name]).startswith(f"✓ {name} is right")
+NAMES = ["relayout", "n_alignments", "lower_bound"]
 
 
-@pytest.mark.parametrize("case", list(WRONG))
-def test_wrong_answer_fails_with_hint(case):
-    check, fn, what, hint = WRONG[case]
-    with pytest.raises(AssertionError) as err:
-        check(fn)
-    message = str(err.value)
-    assert what in message and "Hint:" in message
-    assert hint in message.split("Hint:", 1)[1], message
-
-
-@pytest.mark.parametrize("name", ["relayout", "n_alignments", "lower_bound"])
-def test_unwritten_exercise_names_itself(name):
-    def stub(*args):
-        raise NotImplementedError("your turn")
-
-    with pytest.raises(AssertionError, match="not written yet"):
-        getattr(checks, f"check_{name}")(stub)
+test_reference_passes_its_check, test_wrong_answer_fails_with_a_hint, test_unwritten_exercise_says_so = (
+    exercise_tests(NAMES, WRONG))
 
 
 def test_n_alignments_reference_counts_offsets():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
+from _checks_helpers import assert_passes, exercise_tests
 
 from thinlab import checks, quant
 
@@ -58,28 +58,8 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_passes_its_check(name):
-    assert getattr(checks, f"check_{name}")(checks.SOLUTIONS[name]).startswith(f"✓ {name} is right")
-
-
-@pytest.mark.parametrize("name", sorted(WRONG))
-def test_wrong_answer_fails_with_a_hint(name):
-    check, wrong, phrase, hint = WRONG[name]
-    with pytest.raises(AssertionError, match=phrase) as err:
-        check(wrong)
-    message = str(err.value)
-    assert "Hint:" in message and hint in message.split("Hint:", 1)[1]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_unwritten_exercise_says_so(name):
-    def student(*args):
-        raise NotImplementedError("your turn")
-
-    student.__name__ = name
-    with pytest.raises(AssertionError, match=f"{name} is not written yet"):
-        getattr(checks, f"check_{name}")(student)
+test_reference_passes_its_check, test_wrong_answer_fails_with_a_hint, test_unwritten_exercise_says_so = (
+    exercise_tests(NAMES, WRONG))
 
 
 def test_likely_student_solutions_pass():
@@ -95,9 +75,9 @@ def test_likely_student_solutions_pass():
         mses = [np.mean((W - quant.fixed_point(W, word_bits=word_bits, frac_bits=F)) ** 2) for F in range(-8, 25)]
         return range(-8, 25)[int(np.argmin(mses))]
 
-    assert checks.check_symmetric_quantize(symmetric_quantize).startswith("✓")
-    assert checks.check_packed_bytes(packed_bytes).startswith("✓")
-    assert checks.check_best_frac_bits(best_frac_bits).startswith("✓")
+    assert_passes(checks.check_symmetric_quantize, symmetric_quantize)
+    assert_passes(checks.check_packed_bytes, packed_bytes)
+    assert_passes(checks.check_best_frac_bits, best_frac_bits)
 
 
 def test_references_agree_with_the_library():

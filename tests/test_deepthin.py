@@ -164,7 +164,8 @@ def test_plan_network_pins_small_layers_at_their_bound():
     shapes = {"big": (1024, 1024), "tiny": (8, 8)}
     plan = plan_network(shapes, size_fraction=0.01)
     tiny = plan.layers["tiny"]
-    assert tiny.size_fraction == pytest.approx(deepthin_lower_bound(8, 8))     # 80 / 256, far above 0.01
+    assert tiny.size_fraction == pytest.approx(deepthin_lower_bound(8, 8, layout="coprime"))   # far above 0.01
+    assert tiny.gcd == 1                                     # not 8 x 8 at rank 1, which is plain rank 1
     assert plan.size_fraction == pytest.approx(0.01, rel=5e-3) and plan.size_fraction <= 0.01
     assert plan.layers["big"].size_fraction < 0.01                             # it paid for the tiny one
 
@@ -180,6 +181,32 @@ def test_plan_network_never_exceeds_target(shapes, t, other):
     plan = plan_network(shapes, size_fraction=alpha, other_params=other)
     assert plan.size_fraction <= alpha + 1e-12
     assert plan.dense_bytes == dense
+
+
+def test_plan_network_keeps_square_layers_coprime_at_their_floor():
+    # The lesson-03 DNN at 1/350: both 512 x 512 layers are pinned at their floor. The plain floor
+    # is m = n = 512 (W_aux = W, rank 1); the coprime floor costs one parameter more.
+    shapes = {"hidden.0": (2000, 512), "hidden.1": (512, 512), "hidden.2": (512, 512)}
+    plan = plan_network(shapes, size_fraction=1 / 350)
+    assert all(s.gcd == 1 for s in plan.layers.values())
+    assert plan.size_fraction <= 1 / 350
+    # Between the two floors there is no room for the coprime layout: the plain floor is used.
+    dense = sum(q * r for q, r in shapes.values()) * 4
+    plain = sum(deepthin_lower_bound(*s) * s[0] * s[1] * 4 for s in shapes.values()) / dense
+    tight = plan_network(shapes, size_fraction=plain)
+    assert tight.layers["hidden.1"].gcd == 512 and tight.size_fraction <= plain
+
+
+@pytest.mark.parametrize("Q, R", [(512, 512), (8, 8), (7, 7), (64, 96), (2048, 2048), (300, 200), (6, 30)])
+def test_coprime_lower_bound_matches_brute_force(Q, R):
+    N, best = Q * R, None
+    for n in range(1, N + 1):
+        m = -(-N // n)
+        if n <= m and math.gcd(n, Q) == 1 and (best is None or m + n < best):
+            best = m + n
+    expected = deepthin_bytes(best - 1, 1, 1) / (Q * R * 4)       # bytes depend on m + n only
+    assert deepthin_lower_bound(Q, R, layout="coprime") == pytest.approx(expected, rel=1e-12)
+    assert deepthin_lower_bound(Q, R, layout="coprime") >= deepthin_lower_bound(Q, R)
 
 
 def test_plan_network_errors():

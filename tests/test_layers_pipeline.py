@@ -36,6 +36,25 @@ def test_stages_shrink_bytes_and_compose():
     assert all(r.method != "quant" for r in size_report(f).layers)
 
 
+@pytest.mark.parametrize("factor", [1, 1.5, 2, 3.3])
+def test_keep_for_factor_is_the_widest_width_that_reaches_the_factor(factor):
+    m = _dnn(hidden=(32, 32))
+    keep = pl.keep_for_factor(m, factor)
+    dense = pl.model_bytes(m)
+    assert dense / pl.model_bytes(pl.stage_prune(m, keep=keep)) >= factor
+    if keep < 32:                                            # one more unit would miss the factor
+        assert dense / pl.model_bytes(pl.stage_prune(m, keep=keep + 1)) < factor
+    widths = [w for w in range(1, 33) if dense / pl.model_bytes(pl.stage_prune(m, keep=w)) >= factor]
+    assert keep == max(widths)                               # brute force over every width
+
+
+def test_keep_for_factor_rejects_bad_factors():
+    with pytest.raises(ValueError, match=r"factor=0.5 must be a number ≥ 1"):
+        pl.keep_for_factor(_dnn(), 0.5)
+    with pytest.raises(ValueError, match=r"even 1 unit per hidden layer"):
+        pl.keep_for_factor(_dnn(), 1e6)
+
+
 def test_quantized_pipeline_saves_and_reloads(tmp_path):
     q = pl.stage_quantize(pl.stage_factorize(pl.stage_prune(_dnn(), keep=16), method="deepthin",
                                              size_fraction=0.3), n_bits=3)

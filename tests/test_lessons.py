@@ -5,28 +5,12 @@ Lesson 00 runs twice: on the offline synthetic set and on the real Speech Comman
 """
 from __future__ import annotations
 
-import json
-import os
-
 import nbformat
 import pytest
 
 from thinlab import course
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def lesson_cache(tmp_path_factory):
-    """One cache for the whole lesson run (baselines trained by one lesson are reused by the next)."""
-    path = tmp_path_factory.mktemp("lesson-cache")
-    old = os.environ.get("THINLAB_CACHE")
-    os.environ["THINLAB_CACHE"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("THINLAB_CACHE", None)
-    else:
-        os.environ["THINLAB_CACHE"] = old
 
 
 def _run(key, tmp_path, data):

@@ -1,6 +1,8 @@
 """Baseline models, seeded training, evaluation and the baseline cache."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -131,3 +133,31 @@ def test_standard_error():
     assert train.standard_error(1.0, 10) == 0.0
     with pytest.raises(ValueError, match="n=0"):
         train.standard_error(0.5, 0)
+
+
+def test_use_threads_sets_torch_and_blas_and_rejects_bad_counts(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    before = torch.get_num_threads()
+    try:
+        assert 1 <= train.available_cpus() <= (os.cpu_count() or 1)
+        assert train.use_threads(None) == train.available_cpus() == torch.get_num_threads()
+        assert train.use_threads(1) == 1 and torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        for bad in (0, -2, 1.5, True, "2"):
+            with pytest.raises(ValueError, match=r"must be a positive int, or None"):
+                train.use_threads(bad)
+    finally:
+        train.use_threads(before)
+
+
+def test_available_cpus_honours_a_cgroup_quota(monkeypatch, tmp_path):
+    real_read = Path.read_text
+
+    def fake_read(self, *a, **k):
+        if str(self) == "/sys/fs/cgroup/cpu.max":
+            return "100000 100000\n"                        # one CPU's worth of time per period
+        return real_read(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", fake_read)
+    assert train.available_cpus() == 1

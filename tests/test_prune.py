@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
 from thinlab import prune as P
-from thinlab.prune._validate import round_up
+from thinlab._validate import round_up
 from thinlab.size import dense_bytes
 
 sparsities = st.floats(0.0, 0.999, allow_nan=False)

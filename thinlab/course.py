@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from thinlab.data._io import atomic_file
+from thinlab._io import atomic_file
 
 REPO = Path(__file__).resolve().parents[1]
 LESSON_DIR = REPO / "lessons"

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from thinlab.prune._validate import as_weight, check_int, check_real, round_up
+from thinlab._validate import as_weight, check_int, check_real, round_up
 from thinlab.size import SEED_BYTES, dense_bytes, dtype_bytes, shape_bytes
 
 _M64 = (1 << 64) - 1

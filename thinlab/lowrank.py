@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from thinlab.prune._validate import as_weight, check_int, check_real, round_up
+from thinlab._validate import as_weight, check_int, check_real, round_up
 from thinlab.size import dense_bytes, dtype_bytes, shape_bytes
 
 _W_HINT = "(Q, R) = (in, out); transpose a torch Linear.weight first"

@@ -32,7 +32,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from thinlab import charts
-from thinlab.prune._validate import as_weight
+from thinlab._validate import as_weight
 
 _W_HINT = "(Q, R) = (in, out); pass one layer's weight, e.g. model.fc1.weight.detach().numpy().T"
 #: how JupyterLab's Vega renderer draws our charts: SVG (readable DOM, crisp), no action menu

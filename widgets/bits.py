@@ -27,7 +27,7 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
-from thinlab.prune._validate import check_int
+from thinlab._validate import check_int
 from thinlab.quant import (best_frac_bits, code_range, dequantize, fixed_point, fixed_point_bytes,
                            kmeans_bytes, kmeans_dequantize, kmeans_quantize, multibit_bytes, multibit_dequantize,
                            multibit_quantize, omse_clip, quantize_uniform, quantized_bytes)

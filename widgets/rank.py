@@ -17,8 +17,8 @@ import math
 import ipywidgets as widgets
 import numpy as np
 
+from thinlab._validate import check_int
 from thinlab.lowrank import lowrank_bytes
-from thinlab.prune._validate import check_int
 from thinlab.size import dense_bytes, format_factor
 
 from . import plots

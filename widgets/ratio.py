@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
+from thinlab._validate import check_sparsity
 from thinlab.prune import csr_break_even_density, csr_bytes, masked_bytes, n_pruned
-from thinlab.prune._validate import check_sparsity
 from thinlab.size import dense_bytes, format_factor
 
 from . import plots

@@ -78,28 +78,39 @@ def lowrank_bytes_reference(shape, rank) -> int:
     return lowrank.lowrank_bytes(shape, rank)
 
 
+def _check_whole_answers(fn, cases, reference, *, what: str, explain) -> None:
+    """Call ``fn(*case)`` for each case and compare it with ``reference(*case)``: an answer that is not a
+    whole number fails ("expected a whole ``what``"), a wrong one fails with ``explain(*case, got, want)``
+    -> (what went wrong, hint)."""
+    for case in cases:
+        got, want = _call(fn, *case), reference(*case)
+        if not np.isscalar(got) or float(got) != int(got):
+            _fail(f"expected a whole {what}, got {got!r}", "return an int")
+        got = int(got)
+        if got != want:
+            _fail(*explain(*case, got, want))
+
+
+def _explain_lowrank_bytes(shape, k, got, want) -> tuple[str, str]:
+    Q, R = shape
+    hint = ("A (Q, k) and B (k, R) hold (Q + R)·k float32 values of 4 bytes each, and a file stores each "
+            "factor's shape: 2 dimensions × 4 bytes (uint32) per factor, 16 bytes for the pair")
+    if got == want - 16:
+        hint = "you left out the two shapes (16 bytes). " + hint
+    elif got == want - 8:
+        hint = "you counted one shape; both factors store theirs. " + hint
+    elif got in ((Q + R) * k, (Q + R) * k + 16):
+        hint = "that is a count of values, not bytes: each float32 value takes 4 bytes. " + hint
+    elif got in (4 * Q * R * k, 4 * Q * R * k + 16):
+        hint = "the factors are Q·k and k·R values, not Q·R·k. " + hint
+    return (f"for shape={shape}, rank={k} you returned {got:,} bytes, expected {want:,} "
+            f"(values 4·({Q} + {R})·{k} = {4 * (Q + R) * k:,} + shapes 16)", hint)
+
+
 def check_lowrank_bytes(fn) -> str:
     """Check the student's ``lowrank_bytes(shape, rank) -> int``. Taught in: 02_svd"""
-    for shape, k in [((4, 6), 2), ((512, 512), 32), ((2000, 512), 1), ((10, 3), 3), ((300, 70), 17)]:
-        got, want = _call(fn, shape, k), lowrank_bytes_reference(shape, k)
-        if not np.isscalar(got) or float(got) != int(got):
-            _fail(f"expected a whole number of bytes, got {got!r}", "return an int")
-        got = int(got)
-        if got == want:
-            continue
-        Q, R = shape
-        hint = ("A (Q, k) and B (k, R) hold (Q + R)·k float32 values of 4 bytes each, and a file stores each "
-                "factor's shape: 2 dimensions × 4 bytes (uint32) per factor, 16 bytes for the pair")
-        if got == want - 16:
-            hint = "you left out the two shapes (16 bytes). " + hint
-        elif got == want - 8:
-            hint = "you counted one shape; both factors store theirs. " + hint
-        elif got in ((Q + R) * k, (Q + R) * k + 16):
-            hint = "that is a count of values, not bytes: each float32 value takes 4 bytes. " + hint
-        elif got in (4 * Q * R * k, 4 * Q * R * k + 16):
-            hint = "the factors are Q·k and k·R values, not Q·R·k. " + hint
-        _fail(f"for shape={shape}, rank={k} you returned {got:,} bytes, expected {want:,} "
-              f"(values 4·({Q} + {R})·{k} = {4 * (Q + R) * k:,} + shapes 16)", hint)
+    _check_whole_answers(fn, [((4, 6), 2), ((512, 512), 32), ((2000, 512), 1), ((10, 3), 3), ((300, 70), 17)],
+                         lowrank_bytes_reference, what="number of bytes", explain=_explain_lowrank_bytes)
     return "✓ lowrank_bytes is right"
 
 
@@ -111,6 +122,22 @@ def rank_for_budget_reference(shape, max_bytes) -> int:
     return lowrank.rank_for_budget(shape, max_bytes=max_bytes)
 
 
+def _explain_rank_for_budget(shape, budget, got, want) -> tuple[str, str]:
+    b = lowrank.lowrank_bytes
+    Q, R = shape
+    hint = ("the largest k with 4·(Q + R)·k + 16 ≤ max_bytes (use your lowrank_bytes), "
+            "and never above min(Q, R)")
+    if got > min(Q, R):
+        hint = f"a {shape} matrix has rank at most min(Q, R) = {min(Q, R)}. " + hint
+    elif got == want + 1 and b(shape, got) > budget:
+        hint = (f"rank {got} needs {b(shape, got):,} bytes, more than {budget:,}: count the 16 bytes of "
+                "the shapes, and round down. " + hint)
+    elif got == want - 1 and b(shape, want) <= budget:
+        hint = f"rank {want} needs {b(shape, want):,} bytes, which fits (≤ {budget:,}). " + hint
+    return (f"for shape={shape} and max_bytes={budget:,} you returned rank {got}, expected {want} "
+            f"({b(shape, want):,} bytes)", hint)
+
+
 def check_rank_for_budget(fn) -> str:
     """Check the student's ``rank_for_budget(shape, max_bytes) -> int``. Taught in: 02_svd"""
     b = lowrank.lowrank_bytes
@@ -120,25 +147,7 @@ def check_rank_for_budget(fn) -> str:
              ((2000, 512), 409_600),  # a tenth of the dense bytes
              ((10, 3), 10_000),  # more than any rank needs: capped at min(Q, R)
              ((300, 70), 4 * 370 * 5 + 10)]  # rank 5's values fit, but not with the shapes
-    for shape, budget in cases:
-        got, want = _call(fn, shape, budget), rank_for_budget_reference(shape, budget)
-        if not np.isscalar(got) or float(got) != int(got):
-            _fail(f"expected a whole rank, got {got!r}", "return an int")
-        got = int(got)
-        if got == want:
-            continue
-        Q, R = shape
-        hint = ("the largest k with 4·(Q + R)·k + 16 ≤ max_bytes (use your lowrank_bytes), "
-                "and never above min(Q, R)")
-        if got > min(Q, R):
-            hint = f"a {shape} matrix has rank at most min(Q, R) = {min(Q, R)}. " + hint
-        elif got == want + 1 and b(shape, got) > budget:
-            hint = (f"rank {got} needs {b(shape, got):,} bytes, more than {budget:,}: count the 16 bytes of "
-                    "the shapes, and round down. " + hint)
-        elif got == want - 1 and b(shape, want) <= budget:
-            hint = f"rank {want} needs {b(shape, want):,} bytes, which fits (≤ {budget:,}). " + hint
-        _fail(f"for shape={shape} and max_bytes={budget:,} you returned rank {got}, expected {want} "
-              f"({b(shape, want):,} bytes)", hint)
+    _check_whole_answers(fn, cases, rank_for_budget_reference, what="rank", explain=_explain_rank_for_budget)
     return "✓ rank_for_budget is right"
 
 

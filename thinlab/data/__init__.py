@@ -14,8 +14,9 @@ resolution), ``dataset`` (``load_dataset``). CLI: ``python -m thinlab.data --hel
 
 Taught in: 00_speech_commands
 """
-from ._io import (ArchiveError, AudioError, ChecksumError, DataError, DownloadError, UnsafeArchiveError,
-                  cache_root)
+from thinlab._io import cache_root
+
+from ._io import ArchiveError, AudioError, ChecksumError, DataError, DownloadError, UnsafeArchiveError
 from .audio import SAMPLE_RATE, load_audio, mix_noise, random_augment, read_audio, time_shift, write_wav
 from .dataset import AUGMENT_DEFAULTS, Dataset, load_dataset
 from .downloader import ARCHIVES, Archive, download

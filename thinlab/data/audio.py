@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import AudioError, atomic_file
+from thinlab._io import atomic_file
+
+from ._io import AudioError
 
 #: sample rate of every clip in the course (Hz)
 SAMPLE_RATE = 16000

@@ -22,7 +22,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._io import ChecksumError, DataError, DownloadError, cache_root, check_replaceable, read_marker
+from thinlab._io import cache_root
+
+from ._io import ChecksumError, DataError, DownloadError, check_replaceable, read_marker
 from .extract import extract_archive
 from .layout import BACKGROUND, SILENCE, UNKNOWN, WORDS10, WORDS_V1, WORDS_V2
 from .source import downloaded_dir

@@ -17,7 +17,9 @@ import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from ._io import ArchiveError, UnsafeArchiveError, check_replaceable, swap_into_place, temp_dir_beside
+from thinlab._io import temp_dir_beside
+
+from ._io import ArchiveError, UnsafeArchiveError, check_replaceable, swap_into_place
 from .layout import BACKGROUND
 
 ROOT_FILES = ("validation_list.txt", "testing_list.txt", "LICENSE", "README.md")

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import DataError, atomic_file, cache_root
+from thinlab._io import atomic_file, cache_root
+
+from ._io import DataError
 
 KINDS = ("logmel", "mfcc")
 

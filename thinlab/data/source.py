@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._io import DataError, cache_root, read_marker
+from thinlab._io import cache_root
+
+from ._io import DataError, read_marker
 
 #: the downloadable real data sets, best first (``auto`` prefers the first one present)
 REAL_SETS = {"v2": "Speech Commands v0.02 (35 words, 105,829 clips)",

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import DataError, cache_root, check_replaceable, read_marker, swap_into_place, temp_dir_beside
+from thinlab._io import cache_root, temp_dir_beside
+
+from ._io import DataError, check_replaceable, read_marker, swap_into_place
 from .audio import SAMPLE_RATE, mix_noise, pcm16_wav_bytes
 from .espeak import ENGLISH_VOICES, Session
 from .layout import BACKGROUND, WORDS10

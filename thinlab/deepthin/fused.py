@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from thinlab.deepthin import _plan
-from thinlab.deepthin._checks import check_int, check_matrix
+from thinlab.deepthin.relayout import _check_room, _checked_factors
 
 METHODS = ("auto", "windows", "band", "fft")
 #: largest band matrix (floats) the "band" method may precompute
@@ -81,16 +81,12 @@ class FusedDeepThin:
     """
 
     def __init__(self, Xf, Wf, *, Q: int, R: int, method: str = "auto"):
-        self.Xf = check_matrix("Xf", Xf)
-        self.Wf = check_matrix("Wf", Wf, shape=(self.Xf.shape[1], None))
-        self.Q, self.R = check_int("Q", Q), check_int("R", R)
+        self.Xf, self.Wf, self.Q, self.R = _checked_factors(Xf, Wf, Q, R)
         if method not in METHODS:
             raise ValueError(f"method={method!r} is not a fused method; use one of {METHODS}")
         self.method = method
         (m, r), n = self.Xf.shape, self.Wf.shape[1]
-        if m * n < self.Q * self.R:
-            raise ValueError(f"W_aux of shape ({m}, {n}) holds {m * n} elements but W of shape "
-                             f"({self.Q}, {self.R}) needs {self.Q * self.R}; pick m·n ≥ Q·R (deepthin_size does)")
+        _check_room(m, n, self.Q, self.R)
         plan = _plan.column_classes(self.Q, self.R, n)
         A, P, T = len(plan["offsets"]), plan["P"], plan["T"]
         self.n_classes_, self.rows_per_column_, self.offsets_ = A, P, plan["offsets"]

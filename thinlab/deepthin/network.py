@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thinlab.deepthin._checks import ceil_sig, check_fraction, check_int, check_layout
+from thinlab._validate import ceil_sig, check_count, check_fraction, check_layout
 from thinlab.deepthin.solver import ORIGINAL_DTYPE, DeepThinSize, deepthin_lower_bound, deepthin_size
 from thinlab.size import LayerSize, SizeReport, dense_bytes
 
@@ -76,7 +76,8 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
     The budget is ``size_fraction · (dense bytes of all layers + other bytes)`` minus the other
     bytes (biases, layers left dense: counted as float32). It is shared as one common fraction
     over the compressed layers; a layer whose DeepThin lower bound is above that fraction is
-    pinned at its bound and its overhead is taken from the others (repeated until no layer is
+    pinned at its bound (with ``layout="coprime"``, the coprime floor whenever the budget
+    allows it, so a square layer is never pinned at plain rank 1) and its overhead is taken from the others (repeated until no layer is
     below its bound). A last pass hands the rounding slack of each layer (ranks are integers)
     to the layers after it, largest first, so the total lands just under the target.
 
@@ -102,12 +103,17 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
     alpha, layout = check_fraction(size_fraction), check_layout(layout)
     if not shapes:
         raise ValueError("shapes is empty; pass {'layer name': (Q, R), ...} for the layers to compress")
-    shapes = {name: (check_int(f"{name} Q", q), check_int(f"{name} R", r)) for name, (q, r) in shapes.items()}
-    other = 4 * check_int("other_params", other_params, minimum=0)
+    shapes = {name: (check_count(f"{name} Q", q), check_count(f"{name} R", r)) for name, (q, r) in shapes.items()}
+    other = 4 * check_count("other_params", other_params, minimum=0)
     dense = {k: dense_bytes(s, dtype=ORIGINAL_DTYPE) for k, s in shapes.items()}
     total = sum(dense.values()) + other
     budget = alpha * total - other
     lower = {k: deepthin_lower_bound(*s, dtype=dtype, shuffled=shuffled) for k, s in shapes.items()}
+    if layout == "coprime":     # pin at the coprime floor where the budget allows it (see deepthin_lower_bound)
+        coprime = {k: deepthin_lower_bound(*s, dtype=dtype, shuffled=shuffled, layout="coprime")
+                   for k, s in shapes.items()}
+        if sum(coprime[k] * dense[k] for k in shapes) <= budget:
+            lower = coprime
     too_small = {k: f"{v:.3g}" for k, v in lower.items() if v > 1}
     if too_small:
         raise ValueError(f"layers {sorted(too_small)} are too small for DeepThin: even rank 1 with the two shapes "

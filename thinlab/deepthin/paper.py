@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab.deepthin._checks import check_int, check_matrix
+from thinlab._validate import check_count
+from thinlab.deepthin import _plan
+from thinlab.deepthin.relayout import _check_room, _checked_factors
 
 
 def segment_pairs(Q: int, R: int, n: int) -> dict:
@@ -19,9 +21,9 @@ def segment_pairs(Q: int, R: int, n: int) -> dict:
 
     Taught in: 03_deepthin
     """
-    Q, R, n = check_int("Q", Q), check_int("R", R), check_int("n", n)
-    start = np.arange(R, dtype=np.int64) * Q
-    i0, spans = start // n, (start + Q - 1) // n - start // n + 1       # rows touched per column
+    Q, R, n = check_count("Q", Q), check_count("R", R), check_count("n", n)
+    plan = _plan.column_classes(Q, R, n)
+    i0, spans = plan["i0"], plan["rows"]                                # first row, rows touched per column
     col = np.repeat(np.arange(R, dtype=np.int64), spans)
     first = np.concatenate(([0], np.cumsum(spans)[:-1]))
     row = i0[col] + np.arange(col.size) - first[col]
@@ -74,13 +76,9 @@ def fused_matmul_paper(X, Xf, Wf, *, Q: int, R: int) -> np.ndarray:
 
     Taught in: 03_deepthin
     """
-    Xf = check_matrix("Xf", Xf)
-    Wf = check_matrix("Wf", Wf, shape=(Xf.shape[1], None))
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Xf, Wf, Q, R = _checked_factors(Xf, Wf, Q, R)
     n = Wf.shape[1]
-    if Xf.shape[0] * n < Q * R:
-        raise ValueError(f"W_aux of shape ({Xf.shape[0]}, {n}) holds {Xf.shape[0] * n} elements but W of shape "
-                         f"({Q}, {R}) needs {Q * R}; pick m·n ≥ Q·R (deepthin_size does)")
+    _check_room(Xf.shape[0], n, Q, R)
     X = np.asarray(X, dtype=np.float32)
     single = X.ndim == 1
     if X.ndim not in (1, 2) or X.shape[-1] != Q:

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab.deepthin._checks import check_int, check_matrix
+from thinlab._validate import check_count, check_matrix
 
 
 def _check_room(m: int, n: int, Q: int, R: int) -> None:
     if m * n < Q * R:
         raise ValueError(f"W_aux of shape ({m}, {n}) holds {m * n} elements but W of shape ({Q}, {R}) "
                          f"needs {Q * R}; pick m·n ≥ Q·R (deepthin_size does)")
+
+
+def _checked_factors(Xf, Wf, Q, R) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(Xf, Wf, Q, R)`` checked: two float32 matrices whose inner sizes match, and the shape of W."""
+    Xf = check_matrix("Xf", Xf)
+    Wf = check_matrix("Wf", Wf, shape=(Xf.shape[1], None))
+    return Xf, Wf, check_count("Q", Q), check_count("R", R)
 
 
 def _check_perm(perm, m: int, n: int) -> np.ndarray:
@@ -36,7 +43,7 @@ def flat_positions(Q: int, R: int, *, perm=None) -> np.ndarray:
 
     Taught in: 03_deepthin
     """
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Q, R = check_count("Q", Q), check_count("R", R)
     pos = np.arange(Q * R, dtype=np.int64).reshape(R, Q).T    # (R, Q) → (Q, R): column j holds j·Q + q
     return pos if perm is None else np.asarray(perm)[pos]
 
@@ -59,7 +66,7 @@ def relayout(W_aux, *, Q: int, R: int) -> np.ndarray:
     W_aux = np.asarray(W_aux)
     if W_aux.ndim != 2:
         raise ValueError(f"W_aux must be 2-D (m, n), got shape {W_aux.shape}")
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Q, R = check_count("Q", Q), check_count("R", R)
     _check_room(*W_aux.shape, Q, R)
     flat = W_aux.reshape(-1)[: Q * R]                  # (m, n) → (m·n,) → first Q·R
     return flat.reshape(R, Q).T.copy()                 # (Q·R,) → (R, Q): row j is column j → (Q, R), new C array
@@ -91,7 +98,7 @@ def unrelayout(W, *, m: int, n: int, perm=None) -> np.ndarray:
     W = np.asarray(W)
     if W.ndim != 2:
         raise ValueError(f"W must be 2-D (Q, R), got shape {W.shape}")
-    m, n = check_int("m", m), check_int("n", n)
+    m, n = check_count("m", m), check_count("n", n)
     Q, R = W.shape
     _check_room(m, n, Q, R)
     flat = np.zeros(m * n, dtype=W.dtype)
@@ -112,7 +119,7 @@ def shuffle_permutation(m: int, n: int, *, seed: int) -> np.ndarray:
 
     Taught in: 03_deepthin
     """
-    m, n, seed = check_int("m", m), check_int("n", n), check_int("seed", seed, minimum=0)
+    m, n, seed = check_count("m", m), check_count("n", n), check_count("seed", seed, minimum=0)
     return np.random.default_rng(seed).permutation(m * n).astype(np.int64)
 
 
@@ -134,9 +141,7 @@ def reconstruct(Xf, Wf, *, Q: int, R: int, perm=None) -> np.ndarray:
 
     Taught in: 03_deepthin
     """
-    Xf = check_matrix("Xf", Xf)
-    Wf = check_matrix("Wf", Wf, shape=(Xf.shape[1], None))
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Xf, Wf, Q, R = _checked_factors(Xf, Wf, Q, R)
     m, n = Xf.shape[0], Wf.shape[1]
     _check_room(m, n, Q, R)
     W_aux = Xf @ Wf
@@ -167,7 +172,7 @@ def glorot_std(Q: int, R: int) -> float:
 
     Taught in: 03_deepthin
     """
-    return float(np.sqrt(2.0 / (check_int("Q", Q) + check_int("R", R))))
+    return float(np.sqrt(2.0 / (check_count("Q", Q) + check_count("R", R))))
 
 
 def he_std(Q: int) -> float:
@@ -175,7 +180,7 @@ def he_std(Q: int) -> float:
 
     Taught in: 03_deepthin
     """
-    return float(np.sqrt(2.0 / check_int("Q", Q)))
+    return float(np.sqrt(2.0 / check_count("Q", Q)))
 
 
 def init_factors(m: int, n: int, r: int, *, target_std: float, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +208,7 @@ def init_factors(m: int, n: int, r: int, *, target_std: float, rng) -> tuple[np.
 
     Taught in: 03_deepthin
     """
-    m, n, r = check_int("m", m), check_int("n", n), check_int("r", r)
+    m, n, r = check_count("m", m), check_count("n", n), check_count("r", r)
     if not np.isfinite(target_std) or target_std <= 0:
         raise ValueError(f"target_std={target_std} must be a positive finite number, "
                          f"e.g. glorot_std(Q, R) or he_std(Q)")

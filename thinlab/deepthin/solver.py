@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab.deepthin._checks import ceil_sig, check_fraction, check_int, check_layout
+from thinlab._validate import ceil_sig, check_count, check_fraction, check_layout
 from thinlab.size import SEED_BYTES, dense_bytes, dtype_bytes, shape_bytes
 
 #: the dense layer DeepThin replaces is float32; size_fraction is measured against it
@@ -92,7 +92,7 @@ def deepthin_bytes(m: int, n: int, r: int, *, dtype="float32", shuffled: bool = 
 
     Taught in: 03_deepthin
     """
-    m, n, r = (check_int(k, v) for k, v in (("m", m), ("n", n), ("r", r)))
+    m, n, r = (check_count(k, v) for k, v in (("m", m), ("n", n), ("r", r)))
     values = dense_bytes((m, r), dtype=dtype) + dense_bytes((r, n), dtype=dtype)
     return values + shape_bytes((m, r)) + shape_bytes((r, n)) + (SEED_BYTES if shuffled else 0)
 
@@ -105,7 +105,7 @@ def min_aux_sum(N: int) -> tuple[int, int]:
 
     Taught in: 03_deepthin
     """
-    N = check_int("N", N)
+    N = check_count("N", N)
     root = math.isqrt(N)
     half = math.isqrt(2 * root) + 3
     n = np.arange(max(1, root - half), root + half + 1, dtype=np.int64)   # candidate widths
@@ -127,8 +127,14 @@ def min_aux_sum_reference(N: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def deepthin_lower_bound(Q: int, R: int, *, dtype="float32", shuffled: bool = False) -> float:
+def deepthin_lower_bound(Q: int, R: int, *, dtype="float32", shuffled: bool = False, layout: str = "any") -> float:
     """Smallest size_fraction DeepThin can reach for W (Q, R): rank 1 and the smallest m + n.
+
+    With ``layout="coprime"`` the smallest m + n is taken among widths n with gcd(n, Q) = 1
+    only. The unrestricted minimum is often n = m = √(Q·R), which for a square layer means
+    n = Q: then W_aux *is* W and DeepThin is plain rank-1 factorisation. The coprime floor
+    costs a few parameters more (512 x 512: 511 x 514 instead of 512 x 512, one more per
+    rank) and keeps the re-layout's benefit at the smallest sizes.
 
     Returns
     -------
@@ -138,9 +144,31 @@ def deepthin_lower_bound(Q: int, R: int, *, dtype="float32", shuffled: bool = Fa
 
     Taught in: 03_deepthin
     """
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Q, R = check_count("Q", Q), check_count("R", R)
+    layout = check_layout(layout)
     n, m = min_aux_sum(Q * R)
+    if layout == "coprime" and math.gcd(n, Q) > 1:
+        n, m = _coprime_min_aux_sum(Q * R, Q)
     return deepthin_bytes(m, n, 1, dtype=dtype, shuffled=shuffled) / dense_bytes((Q, R), dtype=ORIGINAL_DTYPE)
+
+
+def _coprime_min_aux_sum(N: int, Q: int) -> tuple[int, int]:
+    """Smallest ``m + n`` with ``m·n ≥ N``, n ≤ m and gcd(n, Q) = 1, as ``(n, m)``.
+
+    Widths are tried in windows downward from √N (where m + n is smallest); a width coprime
+    to Q is never far (n = 1 always is), so the first window almost always has one.
+    """
+    top = math.isqrt(N)
+    width = 2 * math.isqrt(2 * top) + 64
+    while True:
+        n = np.arange(max(1, top - width), top + 1, dtype=np.int64)
+        m = -(-N // n)
+        ok = (np.gcd(n, Q) == 1) & (n <= m)
+        if ok.any():
+            n, m = n[ok], m[ok]
+            best = int(np.argmin(m + n))
+            return int(n[best]), int(m[best])
+        top -= width + 1
 
 
 def _layout_penalty(n: np.ndarray, g: np.ndarray, layout: str) -> np.ndarray:
@@ -200,7 +228,7 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
 
     Taught in: 03_deepthin
     """
-    Q, R = check_int("Q", Q), check_int("R", R)
+    Q, R = check_count("Q", Q), check_count("R", R)
     alpha, layout = check_fraction(size_fraction), check_layout(layout)
     N, item = Q * R, dtype_bytes(dtype)
     dense = dense_bytes((Q, R), dtype=ORIGINAL_DTYPE)
@@ -214,7 +242,7 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
     s_min = sum(min_aux_sum(N))
     r_max = budget // (item * s_min)
     if rank is not None:
-        rank = check_int("rank", rank)
+        rank = check_count("rank", rank)
         if rank > r_max:
             need = ceil_sig((rank * s_min * item + header) / dense)
             raise ValueError(f"rank={rank} does not fit size_fraction={alpha:.2g} for W of shape ({Q}, {R}): "

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from thinlab import deepthin, hashednet, lowrank, prune, train
+from thinlab.layers._util import plain_step
 from thinlab.layers.compress import compress, size_report
 from thinlab.models import build_model
 
@@ -175,12 +176,7 @@ def _gradual_step(mods: dict, nnz: dict, total_steps: int):
         if t0 <= state["step"] <= t1:
             set_masks(final=state["step"] >= t1)
         state["step"] += 1
-        opt.zero_grad(set_to_none=True)
-        logits = model(xb)
-        loss = loss_fn(logits, yb)
-        loss.backward()
-        opt.step()
-        return loss, logits, False
+        return plain_step(model, xb, yb, opt, loss_fn)
 
     return step, set_masks
 

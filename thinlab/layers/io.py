@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
-from thinlab.data._io import atomic_file
+from thinlab._io import atomic_file
 from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
 from thinlab.prune import csr_decode, csr_encode, CSR
 from thinlab.quant import pack_bits, unpack_bits, kmeans_code_bits

@@ -57,6 +57,32 @@ def stage_prune(model: nn.Module, *, keep) -> nn.Module:
     return small
 
 
+def keep_for_factor(model: nn.Module, factor: float) -> int:
+    """Most hidden units per layer for which stage 1 shrinks ``model`` by at least ``factor``.
+
+    The factor is on the whole model's bytes (:func:`model_bytes`), which fall monotonically with
+    the width, so a bisection over the width finds it with about log2(width) trial prunings.
+
+    Taught in: 06_pipeline
+    """
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1:
+        raise ValueError(f"factor={factor!r} must be a number ≥ 1 (bytes before / bytes after stage 1)")
+    hidden_layers(model)
+    width = max(layer.out_features for layer in model.hidden)
+    target = model_bytes(model) / factor
+    if model_bytes(stage_prune(model, keep=1)) > target:
+        raise ValueError(f"even 1 unit per hidden layer keeps more than 1/{factor:g} of the model's bytes "
+                         f"(the input statistics and output layer stay); ask for a smaller factor")
+    lo, hi = 1, width                       # invariant: width lo fits; the answer is ≤ hi
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if model_bytes(stage_prune(model, keep=mid)) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def stage_factorize(model: nn.Module, *, method: str = "lowrank", size_fraction: float,
                     init: str = "project", seed: int = 0) -> nn.Module:
     """Stage 2: a copy whose hidden layers store ``method`` factors (``"lowrank"`` or ``"deepthin"``)

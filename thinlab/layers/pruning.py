@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import prune, train
+from thinlab.layers._util import plain_step
 from thinlab.layers.compress import compress, compressible_layers, size_report
 from thinlab.layers.parametrizations import Masked
 from thinlab.models import build_model
@@ -249,12 +250,7 @@ def gradual_prune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *,
             set_sparsity(s)
         rows.append({"step": state["step"], "sparsity": state["sparsity"]})
         state["step"] += 1
-        opt.zero_grad(set_to_none=True)
-        logits = m(xb)
-        loss = loss_fn(logits, yb)
-        loss.backward()
-        opt.step()
-        return loss, logits, False
+        return plain_step(m, xb, yb, opt, loss_fn)
 
     hist = finetune(masked, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
                     progress=progress, step_fn=step_fn, desc="gradual prune")

@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ._validate import as_weight, check_sparsity
+from thinlab._validate import as_weight, check_sparsity
 
 
 def n_pruned(n: int, *, sparsity: float) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_int, check_real, check_sparsity
+from thinlab._validate import check_int, check_real, check_sparsity
 
 
 def _steps(step):

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thinlab._validate import as_weight, check_int
 from thinlab.size import bitmask_bytes, dense_bytes, dtype_bytes, index_bytes, index_dtype, shape_bytes
-
-from ._validate import as_weight, check_int
 
 _CSR_HINT = "(rows, cols); reshape a conv weight (out, in, kh, kw) to (out, in * kh * kw) first"
 

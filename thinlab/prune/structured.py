@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_weight, check_int
+from thinlab._validate import as_weight, check_int
+
 from .magnitude import keep_largest, n_pruned
 
 NORMS = ("l1", "l2")

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from thinlab.quant._validate import as_weights, check_int, int_dtype
+from thinlab._validate import as_float64_weights, check_int_range, int_dtype
 from thinlab.size import packed_bits_bytes, shape_bytes
 
 #: range of frac_bits accepted (F may exceed W for tiny weights, or be negative for large ones)
@@ -39,7 +39,7 @@ def cast_int8(W) -> np.ndarray:
 
     Taught in: 04_quantization
     """
-    a = as_weights(W)
+    a = as_float64_weights(W)
     return np.clip(np.rint(a), -128, 127).astype(np.int8)
 
 
@@ -52,10 +52,10 @@ def cast_int8_dequantized(W) -> np.ndarray:
 
 
 def _check_wf(word_bits, frac_bits) -> tuple[int, int]:
-    word_bits = check_int(word_bits, name="word_bits", lo=2, hi=32,
-                          hint="two's complement needs a sign bit plus at least one more; e.g. word_bits=8")
-    frac_bits = check_int(frac_bits, name="frac_bits", lo=FRAC_MIN, hi=FRAC_MAX,
-                          hint="use best_frac_bits(W, word_bits=...) to pick it")
+    word_bits = check_int_range(word_bits, name="word_bits", lo=2, hi=32,
+                                hint="two's complement needs a sign bit plus at least one more; e.g. word_bits=8")
+    frac_bits = check_int_range(frac_bits, name="frac_bits", lo=FRAC_MIN, hi=FRAC_MAX,
+                                hint="use best_frac_bits(W, word_bits=...) to pick it")
     return word_bits, frac_bits
 
 
@@ -82,7 +82,7 @@ def fixed_point_codes(W, *, word_bits: int, frac_bits: int) -> np.ndarray:
     Taught in: 04_quantization
     """
     word_bits, frac_bits = _check_wf(word_bits, frac_bits)
-    return _codes(as_weights(W), word_bits, frac_bits).astype(int_dtype(word_bits))
+    return _codes(as_float64_weights(W), word_bits, frac_bits).astype(int_dtype(word_bits))
 
 
 def fixed_point(W, *, word_bits: int, frac_bits: int) -> np.ndarray:
@@ -93,7 +93,7 @@ def fixed_point(W, *, word_bits: int, frac_bits: int) -> np.ndarray:
     Taught in: 04_quantization
     """
     word_bits, frac_bits = _check_wf(word_bits, frac_bits)
-    return np.ldexp(_codes(as_weights(W), word_bits, frac_bits), -frac_bits)
+    return np.ldexp(_codes(as_float64_weights(W), word_bits, frac_bits), -frac_bits)
 
 
 def fixed_point_codes_reference(W, *, word_bits: int, frac_bits: int) -> np.ndarray:
@@ -138,7 +138,7 @@ def _frac_window(a: np.ndarray, word_bits: int) -> range:
 
 def fixed_point_mse(W, *, word_bits: int, frac_bits: int) -> float:
     """Mean squared error of W/F fixed point on ``W``. Taught in: 04_quantization"""
-    a = as_weights(W)
+    a = as_float64_weights(W)
     return float(np.mean((a - fixed_point(a, word_bits=word_bits, frac_bits=frac_bits)) ** 2))
 
 
@@ -158,13 +158,13 @@ def best_frac_bits(W, *, word_bits: int, frac_range=None) -> int:
 
     Taught in: 04_quantization
     """
-    word_bits = check_int(word_bits, name="word_bits", lo=2, hi=32)
-    a = as_weights(W).ravel()  # (N,)
+    word_bits = check_int_range(word_bits, name="word_bits", lo=2, hi=32)
+    a = as_float64_weights(W).ravel()  # (N,)
     cands = list(_frac_window(a, word_bits) if frac_range is None else frac_range)
     if not cands:
         raise ValueError("frac_range is empty; pass candidate fraction bits, e.g. range(0, 16)")
     for f in cands:
-        check_int(f, name="frac_range entry", lo=FRAC_MIN, hi=FRAC_MAX)
+        check_int_range(f, name="frac_range entry", lo=FRAC_MIN, hi=FRAC_MAX)
     mses = [np.mean((a - np.ldexp(_codes(a, word_bits, f), -f)) ** 2) for f in cands]  # a few F
     return int(cands[int(np.argmin(mses))])
 
@@ -184,6 +184,6 @@ def fixed_point_bytes(shape, *, word_bits: int) -> int:
 
     Taught in: 04_quantization
     """
-    word_bits = check_int(word_bits, name="word_bits", lo=2, hi=32)
+    word_bits = check_int_range(word_bits, name="word_bits", lo=2, hi=32)
     n = int(np.prod(shape, dtype=np.int64))
     return packed_bits_bytes(n, word_bits) + FRAC_BITS_BYTES + shape_bytes(shape)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from thinlab.quant._validate import check_int
+from thinlab._validate import check_int_range
 from thinlab.size import shape_bytes
 
 #: largest alphabet accepted (16-bit codes)
@@ -118,8 +118,8 @@ def huffman_bytes(codes, *, n_symbols: int | None = None) -> int:
 def _n_symbols(c: np.ndarray, n_symbols) -> int:
     if n_symbols is None:
         return int(c.max()) + 1
-    return check_int(n_symbols, name="n_symbols", lo=int(c.max()) + 1, hi=MAX_SYMBOLS,
-                     hint="it must cover the largest code (codes.max() + 1)")
+    return check_int_range(n_symbols, name="n_symbols", lo=int(c.max()) + 1, hi=MAX_SYMBOLS,
+                           hint="it must cover the largest code (codes.max() + 1)")
 
 
 def canonical_codewords(lengths) -> np.ndarray:

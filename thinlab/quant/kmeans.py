@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab.quant._validate import as_weights, check_int, uint_dtype
+from thinlab._validate import as_float64_weights, check_int_range, uint_dtype
 from thinlab.size import packed_bits_bytes, shape_bytes
 
 INITS = ("linear", "density", "random")
@@ -62,15 +62,15 @@ def kmeans_init(W, *, n_clusters: int, init: str = "linear", seed: int = 0) -> n
 
     Taught in: 04_quantization
     """
-    a = as_weights(W).ravel()  # (N,)
-    k = check_int(n_clusters, name="n_clusters", lo=1, hi=min(a.size, 2 ** 16),
-                  hint=f"at most 65536 and at most the number of weights ({a.size})")
+    a = as_float64_weights(W).ravel()  # (N,)
+    k = check_int_range(n_clusters, name="n_clusters", lo=1, hi=min(a.size, 2 ** 16),
+                        hint=f"at most 65536 and at most the number of weights ({a.size})")
     if init == "linear":
         return np.linspace(a.min(), a.max(), k)
     if init == "density":
         return np.quantile(a, (np.arange(k) + 0.5) / k)
     if init == "random":
-        seed = check_int(seed, name="seed", lo=0, hi=2 ** 63 - 1)
+        seed = check_int_range(seed, name="seed", lo=0, hi=2 ** 63 - 1)
         return np.sort(a[np.random.default_rng(seed).choice(a.size, size=k, replace=False)])
     raise ValueError(f"init={init!r}; choose one of {INITS}")
 
@@ -110,10 +110,10 @@ def kmeans_quantize(W, *, n_clusters: int, init: str = "linear", n_iter: int = 5
 
     Taught in: 04_quantization
     """
-    a_full = as_weights(W)
+    a_full = as_float64_weights(W)
     a = a_full.ravel()  # (N,)
     c0 = kmeans_init(a, n_clusters=n_clusters, init=init, seed=seed)  # (k,)
-    n_iter = check_int(n_iter, name="n_iter", lo=0, hi=100_000, hint="e.g. n_iter=50")
+    n_iter = check_int_range(n_iter, name="n_iter", lo=0, hi=100_000, hint="e.g. n_iter=50")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol < math.inf:
         raise ValueError(f"tol={tol!r} must be a finite number ≥ 0; e.g. tol=1e-6 (0 runs all n_iter)")
     shift = float(np.mean(a))  # centre the prefix sums: no cancellation when |mean| ≫ spread

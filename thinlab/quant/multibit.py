@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab.quant._validate import as_weights, check_int
+from thinlab._validate import as_float64_weights, check_int_range
 from thinlab.size import bitmask_bytes, shape_bytes
 
 #: bytes of one stored α (float32)
@@ -86,11 +86,11 @@ def multibit_quantize(W, *, n_bits: int, refine: bool = True, n_alternate: int =
 
     Taught in: 04_quantization
     """
-    n_bits = check_int(n_bits, name="n_bits", lo=1, hi=8, hint="1 = binary weights ±α; e.g. n_bits=2")
+    n_bits = check_int_range(n_bits, name="n_bits", lo=1, hi=8, hint="1 = binary weights ±α; e.g. n_bits=2")
     if not isinstance(refine, (bool, np.bool_)):
         raise TypeError(f"refine={refine!r} must be True or False")
-    n_alternate = check_int(n_alternate, name="n_alternate", lo=0, hi=1000, hint="e.g. n_alternate=5")
-    a_full = as_weights(W)
+    n_alternate = check_int_range(n_alternate, name="n_alternate", lo=0, hi=1000, hint="e.g. n_alternate=5")
+    a_full = as_float64_weights(W)
     a = a_full.ravel()  # (N,)
     bits = np.empty((n_bits, a.size), dtype=bool)  # (n_bits, N)
     alphas = np.empty(n_bits, dtype=np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab.quant._validate import as_weights, check_axis, check_int
+from thinlab._validate import as_float64_weights, check_axis, check_int_range
 from thinlab.quant.uniform import affine_params, code_range, dequantize, quantize_uniform, symmetric_scale
 
 #: at most this many (candidate, level) pairs are searched at once (bounds memory to ~100 MB)
@@ -101,10 +101,10 @@ def omse_clip(W, *, n_bits: int, symmetric: bool, axis: int | None = None, n_can
     """
     if not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric={symmetric!r} must be True or False")
-    n_bits = check_int(n_bits, name="n_bits", lo=2 if symmetric else 1, hi=8,
-                       hint="above 8 bits clipping gains nothing measurable: use clip=None")
-    n_candidates = check_int(n_candidates, name="n_candidates", lo=1, hi=10_000, hint="e.g. 100")
-    a = as_weights(W)
+    n_bits = check_int_range(n_bits, name="n_bits", lo=2 if symmetric else 1, hi=8,
+                             hint="above 8 bits clipping gains nothing measurable: use clip=None")
+    n_candidates = check_int_range(n_candidates, name="n_candidates", lo=1, hi=10_000, hint="e.g. 100")
+    a = as_float64_weights(W)
     axis = check_axis(axis, a.ndim)
     if axis is None:
         return _best_clip(a, n_bits, bool(symmetric), n_candidates)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab.quant._validate import check_codes, check_int, uint_dtype
+from thinlab._validate import check_codes, check_int_range, uint_dtype
 from thinlab.size import packed_bits_bytes
 
 #: widest code pack_bits / unpack_bits handle
@@ -40,8 +40,8 @@ def pack_bits(codes, *, n_bits: int) -> np.ndarray:
 
     Taught in: 04_quantization
     """
-    n_bits = check_int(n_bits, name="n_bits", lo=1, hi=MAX_PACK_BITS,
-                       hint="codes wider than 32 bits are not packed; store them as a plain array")
+    n_bits = check_int_range(n_bits, name="n_bits", lo=1, hi=MAX_PACK_BITS,
+                             hint="codes wider than 32 bits are not packed; store them as a plain array")
     c = check_codes(codes, n_bits=n_bits).ravel()  # (N,)
     width, be = _width(n_bits)
     as_bytes = c.astype(be).view(np.uint8).reshape(-1, width // 8)  # (N, width/8) big-endian bytes
@@ -64,8 +64,8 @@ def unpack_bits(packed, *, n_bits: int, count: int) -> np.ndarray:
 
     Taught in: 04_quantization
     """
-    n_bits = check_int(n_bits, name="n_bits", lo=1, hi=MAX_PACK_BITS)
-    count = check_int(count, name="count", lo=0, hi=2 ** 62, hint="pass the number of packed codes")
+    n_bits = check_int_range(n_bits, name="n_bits", lo=1, hi=MAX_PACK_BITS)
+    count = check_int_range(count, name="count", lo=0, hi=2 ** 62, hint="pass the number of packed codes")
     p = np.asarray(packed)
     if p.dtype != np.uint8:
         raise TypeError(f"packed must be a uint8 array (the output of pack_bits); got dtype {p.dtype}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab.quant._validate import as_weights, check_axis, check_int, int_dtype, uint_dtype
+from thinlab._validate import as_float64_weights, check_axis, check_int_range, int_dtype, uint_dtype
 from thinlab.quant.packing import pack_bits, unpack_bits
 from thinlab.size import SHAPE_DIM_BYTES, packed_bits_bytes, shape_bytes
 
@@ -98,7 +98,7 @@ def _check_bits(n_bits, symmetric: bool) -> int:
     if symmetric and n_bits == 1:
         raise ValueError("n_bits=1 with symmetric=True leaves only the level 0; use n_bits ≥ 2, "
                          "symmetric=False, or multibit_quantize(W, n_bits=1) for ±α binary weights")
-    return check_int(n_bits, name="n_bits", lo=1, hi=16, hint="e.g. n_bits=8")
+    return check_int_range(n_bits, name="n_bits", lo=1, hi=16, hint="e.g. n_bits=8")
 
 
 def _ranges(a: np.ndarray, axis: int | None, symmetric: bool, clip):
@@ -148,7 +148,7 @@ def quantize_uniform(W, *, n_bits: int, symmetric: bool, axis: int | None = None
     if not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric={symmetric!r} must be True or False")
     n_bits = _check_bits(n_bits, bool(symmetric))
-    a = as_weights(W)
+    a = as_float64_weights(W)
     axis = check_axis(axis, a.ndim)
     rng = _ranges(a, axis, bool(symmetric), clip)
     if symmetric:
@@ -239,7 +239,7 @@ def qtensor_from_bytes(buf: bytes, *, n_bits: int, ndim: int, axis: int | None, 
     model architecture, so it is passed in rather than stored. Taught in: 04_quantization
     """
     n_bits = _check_bits(n_bits, symmetric)
-    ndim = check_int(ndim, name="ndim", lo=1, hi=32)
+    ndim = check_int_range(ndim, name="ndim", lo=1, hi=32)
     axis = check_axis(axis, ndim)
     buf = bytes(buf)
     head = ndim * SHAPE_DIM_BYTES
