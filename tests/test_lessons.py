@@ -43,8 +43,15 @@ def test_lesson_00(data, tmp_path, lesson_cache, shared_sample):
         assert m["FP32 bytes"] == 4 * m["parameters"]
     assert 0 <= res["leak"]["random_split_acc"] <= 1 and 0 <= res["leak"]["speaker_split_acc"] <= 1
     assert res["leak"]["leaked_test_speakers"] > 0, "a random file-level split should share speakers"
+    leak = res["leak"]
+    assert len(leak["runs"]) == 2 * len(leak["seeds"]) and leak["noise_points"] > 0
+    for split, key in (("random (file-level)", "random_split_acc"), ("speaker-disjoint", "speaker_split_acc")):
+        accs = [r["test accuracy"] for r in leak["runs"] if r["split"] == split]
+        assert leak[key] == pytest.approx(sum(accs) / len(accs))          # the means the verdict compares
+    assert leak["gap_points"] == pytest.approx(100 * (leak["random_split_acc"] - leak["speaker_split_acc"]))
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "✓ speaker_overlap is right" in text and "✓ accuracy_from_confusion is right" in text
+    assert "two standard errors of that difference" in text
     charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if "application/vnd.vegalite.v5+json" in o.get("data", {})]
     assert len(charts) >= 5 and all("image/svg+xml" in o["data"] for o in charts)
