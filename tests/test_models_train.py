@@ -161,3 +161,27 @@ def test_available_cpus_honours_a_cgroup_quota(monkeypatch, tmp_path):
 
     monkeypatch.setattr(Path, "read_text", fake_read)
     assert train.available_cpus() == 1
+
+
+def test_fit_with_a_skipped_first_step_does_not_warn_about_the_scheduler():
+    import warnings
+
+    X = np.random.default_rng(0).normal(size=(32, 101, 40)).astype(np.float32)
+    y = np.arange(32) % 4
+    model = models.build_model("dnn", 4, hidden=(8,))
+    calls = []
+
+    def step(m, xb, yb, opt):           # the first step overflows (skipped), then plain steps
+        opt.zero_grad(set_to_none=True)
+        logits = m(xb)
+        loss = torch.nn.functional.cross_entropy(logits, yb)
+        if calls:
+            loss.backward()
+            opt.step()
+        calls.append(1)
+        return float(loss.detach()), logits, len(calls) == 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # any warning fails the test
+        hist = train.fit(model, X, y, epochs=1, batch_size=8, step_fn=step, progress=False)
+    assert hist.skipped_steps == 1 and len(calls) == 4

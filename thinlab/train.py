@@ -12,6 +12,7 @@ import json
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -169,7 +170,12 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
             else:
                 loss, logits, skipped = step_fn(model, xb, yb, opt)
             hist.skipped_steps += int(bool(skipped))
-            sched.step()
+            if skipped:     # a loss-scaled step that overflowed: the schedule moves on, and torch's warning
+                with warnings.catch_warnings():          # that the optimiser has not stepped yet is expected
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                    sched.step()
+            else:
+                sched.step()
             tot_loss += float(loss.detach() if torch.is_tensor(loss) else loss) * len(idx)
             tot_correct += int((logits.argmax(1) == yb).sum())
             seen += len(idx)
