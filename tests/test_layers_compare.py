@@ -194,3 +194,18 @@ def test_inference_timing_rows_and_exactness(thin_model):
             assert r["gcd"] == math.gcd(r["n"], r["Q"])
     with pytest.raises(ValueError, match="no .*DeepThin layer"):
         fused_timing.inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)))
+
+
+def test_share_budget_pins_layers_whose_floor_is_above_the_common_share():
+    from thinlab.size import share_budget
+
+    dense = {"big": 1000, "mid": 500, "tiny": 10}
+    floor = {"big": 5, "mid": 5, "tiny": 8}                 # tiny's floor is 80% of it
+    common, pinned = share_budget(dense, floor, budget=158)
+    assert pinned == {"tiny"} and common == pytest.approx(150 / 1500)
+    assert all(floor[k] <= common * dense[k] for k in dense if k not in pinned)
+    common, pinned = share_budget(dense, floor, budget=1510)   # everything fits at full size
+    assert pinned == set() and common == pytest.approx(1510 / 1510)
+    # pinning one layer can push another below its floor: both end up pinned
+    common, pinned = share_budget({"a": 100, "b": 100, "c": 10}, {"a": 1, "b": 12, "c": 9}, budget=30)
+    assert pinned == {"b", "c"} and common == pytest.approx(9 / 100)

@@ -126,6 +126,27 @@ class SizeReport:
         return "\n".join(lines)
 
 
+def share_budget(dense: dict, floor: dict, budget: float) -> tuple[float, set]:
+    """Share ``budget`` bytes over layers as one common fraction of their dense bytes.
+
+    A layer whose ``floor`` (its smallest possible bytes) is above ``common · dense`` is pinned
+    at its floor and the others share what is left; repeated until no free layer is below its
+    floor. The caller checks that ``budget`` covers every floor.
+
+    Returns ``(common, pinned)``: the fraction the free layers get and the names pinned.
+
+    Taught in: 03_deepthin
+    """
+    pinned: set = set()
+    while True:
+        free = [k for k in dense if k not in pinned]
+        common = (budget - sum(floor[k] for k in pinned)) / sum(dense[k] for k in free) if free else 0.0
+        stuck = {k for k in free if floor[k] > common * dense[k]}
+        if not stuck:
+            return common, pinned
+        pinned |= stuck
+
+
 def format_factor(size_fraction: float) -> str:
     """Print the compression factor ``1/size_fraction`` the course's way: ``"100x"``."""
     if size_fraction <= 0:

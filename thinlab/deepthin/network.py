@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from thinlab._validate import ceil_sig, check_count, check_fraction, check_layout
 from thinlab.deepthin.solver import ORIGINAL_DTYPE, DeepThinSize, deepthin_lower_bound, deepthin_size
-from thinlab.size import LayerSize, SizeReport, dense_bytes
+from thinlab.size import LayerSize, SizeReport, dense_bytes, share_budget
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,8 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
         raise ValueError(f"size_fraction={alpha:.3g} is below what this network can reach: every layer at its "
                          f"DeepThin lower bound plus {other:,} bytes of uncompressed params gives {least:.3g}; "
                          f"use size_fraction ≥ {least:.3g}, or compress part of the other params too")
-    pinned: set = set()
-    while True:
-        free = [k for k in shapes if k not in pinned]
-        common = (budget - sum(lower[k] * dense[k] for k in pinned)) / sum(dense[k] for k in free) if free else 0
-        stuck = {k for k in free if lower[k] > common}
-        if not stuck:
-            break
-        pinned |= stuck
+    common, pinned = share_budget(dense, {k: lower[k] * dense[k] for k in shapes}, budget)
+    free = [k for k in shapes if k not in pinned]
 
     def solve(name: str, fraction: float) -> DeepThinSize:
         fraction = min(1.0, max(fraction, lower[name]))

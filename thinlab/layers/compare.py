@@ -32,6 +32,7 @@ from thinlab import deepthin, hashednet, lowrank, prune, train
 from thinlab.layers._util import plain_step
 from thinlab.layers.compress import compress, size_report
 from thinlab.models import build_model
+from thinlab.size import share_budget
 
 METHODS = ("dense", "deepthin", "deepthin_shuffled", "lowrank", "prune", "hashed", "narrow")
 #: gradual pruning: the mask shrinks from this share of the steps to the next, in this many updates
@@ -81,14 +82,7 @@ def lowrank_ranks(shapes: dict, *, size_fraction: float) -> dict:
         raise ValueError(f"size_fraction={size_fraction:.4g} is below what rank factorisation can reach for these "
                          f"layers: rank 1 everywhere takes {sum(floor.values()):,} bytes (size_fraction {least:.4g}); "
                          f"use size_fraction ≥ {least:.4g}")
-    pinned: set = set()
-    while True:
-        free = [k for k in shapes if k not in pinned]
-        common = (budget - sum(floor[k] for k in pinned)) / sum(dense[k] for k in free) if free else 0
-        stuck = {k for k in free if floor[k] > common * dense[k]}
-        if not stuck:
-            break
-        pinned |= stuck
+    common, pinned = share_budget(dense, floor, budget)
     ranks = {k: 1 if k in pinned else lowrank.rank_for_budget(shapes[k], max_bytes=int(common * dense[k]))
              for k in shapes}
     slack = budget - sum(lowrank.lowrank_bytes(shapes[k], r) for k, r in ranks.items())
