@@ -13,15 +13,6 @@ from thinlab import course
 pytestmark = pytest.mark.slow
 
 
-def _run(key, tmp_path, data):
-    res = course.run_lesson(key, fast=True, data=data, out_dir=tmp_path, progress=False)
-    nb = nbformat.read(tmp_path / course.lesson(key).notebook, as_version=4)
-    nbformat.validate(nb)
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert not errors
-    return res, nb
-
-
 def test_lessons_are_committed_without_outputs():
     for l in course.LESSONS:
         nb = nbformat.read(course.LESSON_DIR / l.notebook, as_version=4)
@@ -32,9 +23,8 @@ def test_lessons_are_committed_without_outputs():
 
 
 @pytest.mark.parametrize("data", ["synthetic", "shared"])
-def test_lesson_00(data, tmp_path, lesson_cache, shared_sample):
-    src = str(shared_sample) if data == "shared" else "synthetic"
-    res, nb = _run("00", tmp_path, src)
+def test_lesson_00(data, run_lesson_fast):
+    res, nb, out = run_lesson_fast("00", data)
     assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
     assert res["data"]["n_train"] > 0 and res["data"]["n_test"] > 0
     assert set(res["models"]) == {"cnn", "lstm", "dnn"}
@@ -49,18 +39,15 @@ def test_lesson_00(data, tmp_path, lesson_cache, shared_sample):
         accs = [r["test accuracy"] for r in leak["runs"] if r["split"] == split]
         assert leak[key] == pytest.approx(sum(accs) / len(accs))          # the means the verdict compares
     assert leak["gap_points"] == pytest.approx(100 * (leak["random_split_acc"] - leak["speaker_split_acc"]))
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text, charts = out["text"], out["charts"]
     assert "✓ speaker_overlap is right" in text and "✓ accuracy_from_confusion is right" in text
     assert "two standard errors of that difference" in text
-    charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "application/vnd.vegalite.v5+json" in o.get("data", {})]
     assert len(charts) >= 5 and all("image/svg+xml" in o["data"] for o in charts)
 
 
 @pytest.mark.parametrize("data", ["synthetic", "shared"])
-def test_lesson_01(data, tmp_path, lesson_cache, shared_sample):
-    src = str(shared_sample) if data == "shared" else "synthetic"
-    res, nb = _run("01", tmp_path, src)
+def test_lesson_01(data, run_lesson_fast):
+    res, nb, out = run_lesson_fast("01", data)
     assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
     assert 0.0 <= res["baseline"]["test_acc"] <= 1.0
     sparsities = course.FAST_PARAMS["01"]["SPARSITIES"]
@@ -79,12 +66,8 @@ def test_lesson_01(data, tmp_path, lesson_cache, shared_sample):
     g = res["gradual"]
     assert g["bytes"] < res["baseline"]["bytes"] / 5
     assert all(0.0 <= g[k] <= 1.0 for k in ("one_shot_acc", "one_shot_finetuned_acc", "gradual_acc"))
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    text, charts = out["text"], out["charts"]
     for name in ("magnitude_prune", "csr_bytes", "break_even_density"):
         assert f"✓ {name} is right" in text
-    charts = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if "application/vnd.vegalite.v5+json" in o.get("data", {})]
     assert len(charts) >= 9 and all("image/svg+xml" in o["data"] for o in charts)
-    widgets = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-               if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert widgets, "the prune explorer should be displayed"
+    assert out["widgets"], "the prune explorer should be displayed"

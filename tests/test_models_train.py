@@ -185,3 +185,12 @@ def test_fit_with_a_skipped_first_step_does_not_warn_about_the_scheduler():
         warnings.simplefilter("error")                       # any warning fails the test
         hist = train.fit(model, X, y, epochs=1, batch_size=8, step_fn=step, progress=False)
     assert hist.skipped_steps == 1 and len(calls) == 4
+
+
+def test_difference_noise_is_two_standard_errors_of_a_difference():
+    assert train.difference_noise(0.03, 0.04) == pytest.approx(0.10)            # 2·√(0.03² + 0.04²)
+    assert train.difference_noise(0.05, 0.05) == pytest.approx(2 * np.sqrt(2) * 0.05)
+    assert train.difference_noise(0.02) == pytest.approx(0.04)
+    for bad in ((), (-0.1, 0.2), (float("nan"),)):
+        with pytest.raises(ValueError, match="one or more standard errors, each ≥ 0"):
+            train.difference_noise(*bad)

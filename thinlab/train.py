@@ -220,6 +220,19 @@ def standard_error(accuracy: float, n: int) -> float:
     return float(np.sqrt(accuracy * (1 - accuracy) / n))
 
 
+def difference_noise(*standard_errors: float) -> float:
+    """Two standard errors of a difference of independent estimates: ``2·√(Σ se²)``.
+
+    A difference of two accuracies smaller than this is not evidence of anything; with two
+    equal standard errors it is ``2·√2·se``.
+
+    Taught in: 00_speech_commands
+    """
+    if not standard_errors or any(not se >= 0 for se in standard_errors):
+        raise ValueError(f"standard_errors={standard_errors!r}: give one or more standard errors, each ≥ 0")
+    return 2 * float(np.sqrt(np.sum(np.square(standard_errors))))
+
+
 def evaluate(model: nn.Module, X, y, *, n_classes: int | None = None) -> dict:
     """Accuracy and confusion matrix of ``model`` on (X, y). Taught in: 00_speech_commands"""
     y = np.asarray(y)
