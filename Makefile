@@ -13,9 +13,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
-	@echo ">> creating $(VENV) (CPU torch first, then thinlab[dev]) ..."
+	@echo ">> creating $(VENV) (torch for this machine first, then thinlab[dev]) ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) tools/install_torch.py
 	$(PY) -m pip install -q -e ".[dev]"
 	@rm -f $(VENV)/.stamp-*
 	@touch $@

@@ -92,8 +92,8 @@ def test_sample_features_match_direct_computation(sample_ds, shared_sample):
     np.testing.assert_allclose(sample_ds.X_test[i], direct, rtol=1e-5, atol=1e-5)
 
 
-def test_12class_on_the_sample(shared_sample, tmp_cache):
-    ds = load_dataset(shared_sample, task="12class", feature="mfcc", max_per_class=8, progress=False,
+def test_12class_on_real_clips(real_folder, tmp_cache):
+    ds = load_dataset(real_folder, task="12class", feature="mfcc", max_per_class=8, progress=False,
                       verbose=False)
     assert ds.labels[-2:] == ["_unknown_", "_silence_"] and ds.X_train.shape[1:] == (101, 13)
     assert set(ds.y_train) == set(range(12)) and np.bincount(ds.y_train).max() <= 8
@@ -107,7 +107,8 @@ def test_random_split_is_reported_as_leaky(shared_sample, tmp_cache):
     assert "NOT speaker-disjoint" in ds.describe()
 
 
-def test_cache_hit_then_corrupt_then_foreign(shared_sample, tmp_cache):
+def test_cache_hit_then_corrupt_then_foreign(real_fixture, tmp_cache):
+    shared_sample = real_fixture            # any real folder: the in-repo fixture keeps it fast
     kw = dict(max_per_class=4, progress=False, verbose=False)
     first = load_dataset(shared_sample, **kw)
     assert first.cache_status == "computed"

@@ -184,8 +184,8 @@ def test_too_few_speakers(tmp_path):
         plan_task(folder, words=["yes", "no"])
 
 
-def test_max_per_class_is_deterministic_and_capped(shared_sample):
-    folder = scan(shared_sample)
+def test_max_per_class_is_deterministic_and_capped(real_folder):
+    folder = scan(real_folder)
     a = plan_task(folder, max_per_class=5, seed=3)
     b = plan_task(folder, max_per_class=5, seed=3)
     c = plan_task(folder, max_per_class=5, seed=4)
@@ -194,8 +194,8 @@ def test_max_per_class_is_deterministic_and_capped(shared_sample):
         assert max(Counter(r[1] for r in a.rows[s]).values()) <= 5
 
 
-def test_bad_split_mode_and_percentages(shared_sample):
-    folder = scan(shared_sample)
+def test_bad_split_mode_and_percentages(real_fixture):
+    folder = scan(real_fixture)
     with pytest.raises(DataError, match="split='speakers' is not a split mode"):
         plan_task(folder, split="speakers")
     with pytest.raises(DataError, match="percentages 60.0/50.0"):

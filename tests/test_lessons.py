@@ -22,10 +22,21 @@ def test_lessons_are_committed_without_outputs():
         assert len(nb.cells) <= 45, f"{l.notebook} has {len(nb.cells)} cells; keep lessons short"
 
 
-@pytest.mark.parametrize("data", ["synthetic", "shared"])
+@pytest.mark.parametrize("data", ["synthetic", "fixture", "shared"])
 def test_lesson_00(data, run_lesson_fast):
     res, nb, out = run_lesson_fast("00", data)
-    assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
+    assert res["data"]["kind"] == ("synthetic" if data == "synthetic" else "folder")
+    assert "device: cpu" in out["text"]                                   # the parameters' DEVICE, resolved
+    gap = res["synthetic_to_real"]                                        # trained on synthetic, scored on real
+    assert gap["where"] == ("the repository's real fixture" if data == "synthetic" else "this run's real test split")
+    assert gap["real_clips"] == (100 if data == "synthetic" else res["data"]["n_test"]) and gap["real_speakers"] >= 1
+    assert [r["model"] for r in gap["rows"]] == ["cnn", "dnn"]
+    for r in gap["rows"]:
+        assert 0 <= r["real clips"] <= 1 and f"{r['real clips']:.3f} on {gap['real_clips']} real clips" in out["text"]
+        if data == "synthetic":
+            assert r["synthetic test clips"] == res["models"][r["model"]]["test accuracy"]
+        else:
+            assert r["trained on real, real clips"] == res["models"][r["model"]]["test accuracy"]
     assert res["data"]["n_train"] > 0 and res["data"]["n_test"] > 0
     assert set(res["models"]) == {"cnn", "lstm", "dnn"}
     for name, m in res["models"].items():

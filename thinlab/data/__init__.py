@@ -20,6 +20,7 @@ from ._io import ArchiveError, AudioError, ChecksumError, DataError, DownloadErr
 from .audio import SAMPLE_RATE, load_audio, mix_noise, random_augment, read_audio, time_shift, write_wav
 from .dataset import AUGMENT_DEFAULTS, Dataset, load_dataset
 from .downloader import ARCHIVES, Archive, download
+from .evalset import EvalSet, fixture_dir, load_eval_set
 from .extract import extract_archive
 from .features import FeatureCacheWarning, FeatureParams, compute_features, logmel, mfcc
 from .layout import SILENCE, UNKNOWN, WORDS10, scan
@@ -29,7 +30,7 @@ from .synth import synthesize, synthetic_dir
 from .tasks import TASKS, plan_task
 
 __all__ = [
-    "load_dataset", "Dataset", "AUGMENT_DEFAULTS", "load_audio", "read_audio", "write_wav", "mix_noise",
+    "load_dataset", "Dataset", "load_eval_set", "EvalSet", "fixture_dir", "AUGMENT_DEFAULTS", "load_audio", "read_audio", "write_wav", "mix_noise",
     "time_shift", "random_augment", "SAMPLE_RATE", "resolve_source", "DataSource", "download", "extract_archive",
     "ARCHIVES", "Archive", "synthesize", "synthetic_dir", "logmel", "mfcc", "compute_features", "FeatureParams",
     "FeatureCacheWarning", "scan", "which_set", "split_clips", "plan_task", "TASKS", "WORDS10", "UNKNOWN",

@@ -3,13 +3,18 @@
 ``resolve_source`` turns ``"auto"``, ``"synthetic"``, ``"test-v2"`` / ``"v1"`` / ``"v2"`` (already
 downloaded) or a folder path into a :class:`DataSource` whose ``message`` the notebook prints.
 ``"auto"`` picks, in order: the folder named by ``$THINLAB_DATA``; real data already downloaded
-into the cache (v2, then v1, then the test set); else the offline synthetic set.
+into the cache (v2, then v1, then the test set); then, when ``download=True`` and the host answers
+within a few seconds, the light real tier (the official 112 MB 12-class test archive) downloaded now
+with its progress bar; else the offline synthetic set, with a loud banner that says why and how to
+get real data. A missing network never raises: it is one of the reasons in the banner.
 
 Taught in: 00_speech_commands
 """
 from __future__ import annotations
 
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,7 @@ class DataSource:
     path: Path
     kind: str
     description: str
+    fallback: str = ""      # for "auto" that ended on synthetic data: why no real data was used
 
     @property
     def is_real(self) -> bool:
@@ -50,8 +56,12 @@ class DataSource:
         """
         if self.is_real:
             return f"Data: {self.description} at {self.path}."
-        return (f"Data: SYNTHETIC speech ({self.description}) at {self.path}. Fine for learning the mechanics; "
+        text = (f"Data: SYNTHETIC speech ({self.description}) at {self.path}. Fine for learning the mechanics; "
                 "accuracies will NOT match published Speech Commands results. " + HOW_TO_GET_REAL)
+        if not self.fallback:
+            return text
+        bar = "!" * 78
+        return f"{bar}\n!! NO REAL SPEECH: {self.fallback}\n{bar}\n{text}"
 
 
 def downloaded_dir(which: str) -> Path:
@@ -74,6 +84,47 @@ def _downloaded(which: str) -> DataSource | None:
     return DataSource(path, which, f"{REAL_SETS[which]}, downloaded ({what})")
 
 
+#: seconds the download host has to accept a connection before "auto" falls back to synthetic data
+PROBE_TIMEOUT = 4.0
+
+
+def host_answers(url: str, *, timeout: float = PROBE_TIMEOUT) -> str:
+    """``""`` when the host of ``url`` accepts a TCP connection within ``timeout`` seconds, else why not.
+
+    Taught in: 00_speech_commands
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"the download URL {url!r} is not an http(s) URL (check THINLAB_DOWNLOAD_URL)"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return ""
+    except socket.timeout:
+        return f"{parts.hostname} did not answer within {timeout:g} s (no network, or a firewall)"
+    except OSError as exc:
+        return f"{parts.hostname} cannot be reached ({exc.strerror or exc})"
+
+
+def _download_light_tier(*, progress: bool, verbose: bool, probe_timeout: float) -> tuple[DataSource | None, str]:
+    """Download the light real tier (``test-v2``) if its host answers; ``(source, "")`` or ``(None, why not)``."""
+    from .downloader import ARCHIVES, base_url, download
+
+    url = base_url() + ARCHIVES["test-v2"].filename
+    why = host_answers(url, timeout=probe_timeout)
+    if why:
+        return None, f"could not download the real test set: {why}"
+    if verbose:
+        print(f"No real Speech Commands data in the cache: downloading the official 12-class test set "
+              f"({ARCHIVES['test-v2'].size / 1e6:.0f} MB, once) from {base_url()} …", flush=True)
+    try:
+        download("test-v2", progress=progress, verbose=verbose)
+    except (DataError, OSError) as exc:
+        return None, f"the download of the real test set failed: {exc}"
+    found = _downloaded("test-v2")
+    return (found, "") if found is not None else (None, "the downloaded test set is incomplete")
+
+
 def _folder(path, how: str) -> DataSource:
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -88,18 +139,26 @@ def _folder(path, how: str) -> DataSource:
 
 
 def resolve_source(source="auto", *, synth_kwargs: dict | None = None, progress: bool = True,
-                   verbose: bool = True) -> DataSource:
+                   verbose: bool = True, download: bool = False,
+                   probe_timeout: float = PROBE_TIMEOUT) -> DataSource:
     """Resolve ``source`` to a data folder in the Speech Commands layout.
 
     Parameters
     ----------
     source : str, Path or DataSource
-        ``"auto"``: ``$THINLAB_DATA``, else downloaded real data, else synthetic.
+        ``"auto"``: ``$THINLAB_DATA``, else downloaded real data, else (``download=True``) the light
+        real tier downloaded now, else synthetic with a banner saying why.
         ``"synthetic"``: the offline espeak-ng set (generated on first use, then reused).
         ``"test-v2"``, ``"v1"``, ``"v2"``: real data already downloaded (``make data``).
         Anything else: a folder path.
     synth_kwargs : dict, optional
         Passed to :func:`thinlab.data.synthesize` (e.g. ``n_speakers``, ``seed``).
+    download : bool
+        For ``"auto"`` only: may the light real tier (112 MB) be downloaded when no real data is
+        cached? Lessons pass their ``DOWNLOAD`` parameter (default True); library calls default to
+        False so nothing large is fetched by surprise.
+    probe_timeout : float
+        Seconds the download host has to answer before falling back to synthetic data.
 
     Returns
     -------
@@ -119,14 +178,22 @@ def resolve_source(source="auto", *, synth_kwargs: dict | None = None, progress:
         env = os.environ.get("THINLAB_DATA")
         if source == "auto" and env:
             return _folder(env, f"THINLAB_DATA={env}")
+        why = ""
         if source == "auto":
             for which in REAL_SETS:
                 found = _downloaded(which)
                 if found is not None:
                     return found
+            if download:
+                found, why = _download_light_tier(progress=progress, verbose=verbose, probe_timeout=probe_timeout)
+                if found is not None:
+                    return found
+            else:
+                why = "no real data in the cache, and downloading it is switched off (DOWNLOAD=False)"
         from .synth import synthesize
 
-        return _folder(synthesize(progress=progress, verbose=verbose, **(synth_kwargs or {})), "synthetic")
+        src = _folder(synthesize(progress=progress, verbose=verbose, **(synth_kwargs or {})), "synthetic")
+        return DataSource(src.path, src.kind, src.description, fallback=why) if why else src
     if isinstance(source, str) and source in REAL_SETS:
         found = _downloaded(source)
         if found is None:

@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 
+def device_of(model):
+    """The device of ``model``'s first parameter or buffer (CPU when it has neither)."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    import torch
+    return torch.device("cpu")
+
+
 def plain_step(model, xb, yb, opt, loss_fn):
     """One plain float32 optimiser step on the batch ``(xb, yb)``.
 

@@ -183,7 +183,7 @@ def _eval_arrays(ds, splits):
 
 def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int = 0, epochs: int = 20,
                      model: str = "dnn", model_kwargs: dict | None = None, lr: float = 3e-3, batch_size: int = 64,
-                     eval_splits=("test",), keep_model: bool = False, progress: bool = False) -> dict:
+                     eval_splits=("test",), keep_model: bool = False, progress: bool = False, device=None) -> dict:
     """Train ``model`` from scratch with ``method`` at ``size_fraction`` of its hidden layers' bytes.
 
     Parameters
@@ -195,6 +195,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
     epochs, lr, batch_size : the training recipe, the same for every method
     eval_splits : splits scored together (e.g. ``("val", "test")`` when nothing is chosen on val)
     keep_model : also return the trained model under ``"model"``
+    device : where to train and evaluate (see :func:`thinlab.train.resolve_device`; ``None``: the CPU)
 
     Returns
     -------
@@ -213,7 +214,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
     t_start = time.perf_counter()
     if method == "dense":
         net, _ = train.baseline(model, ds, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                                model_kwargs=kw or None, progress=progress, verbose=False)
+                                model_kwargs=kw or None, progress=progress, verbose=False, device=device)
         shapes = hidden_shapes(net)
         layout = plan("dense", shapes, size_fraction=1.0)
     else:
@@ -241,7 +242,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
             net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes), init="random",
                            seed=seed)
         train.fit(net, ds.X_train, ds.y_train, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                  step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}")
+                  step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}", device=device)
         if finish is not None:                                       # too few steps to reach the schedule's end
             finish(final=True)
     report = {r.name: r.bytes for r in size_report(net).layers}

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import deepthin, hashednet, lowrank, prune
+from thinlab.layers._util import device_of
 from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared
 from thinlab.quant import kmeans_quantize
 from thinlab.size import LayerSize, SizeReport, dtype_bytes
@@ -120,7 +121,8 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
                          "e.g. 0.05 for a 20x smaller layer")
     if init not in ("project", "random"):
         raise ValueError(f"init={init!r}; choose 'project' or 'random'")
-    model = copy.deepcopy(model)
+    device = device_of(model)               # compressed on the CPU (numpy kernels), returned where it was
+    model = copy.deepcopy(model).cpu()
     names = compressible_layers(model) if layers is None else list(layers)
     modules = dict(model.named_modules())
     plan = {}
@@ -141,7 +143,7 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
         parametrize.register_parametrization(mod, "weight", P, unsafe=True)
         if init == "random":
             _reinit(mod, P, seed)
-    return model
+    return model.to(device)                 # the parametrizations' tensors follow the model's device
 
 
 @torch.no_grad()

@@ -7,6 +7,8 @@ Taught in: 06_pipeline
 """
 from __future__ import annotations
 
+import copy
+
 import json
 from pathlib import Path
 
@@ -146,6 +148,8 @@ def save_compressed(model, path) -> int:
         raise ValueError("this model has no thinlab_spec: build it with thinlab.models.build_model so the file "
                          "can say how to rebuild it")
     arrays, layers, dense = {}, {}, []
+    if any(t.device.type != "cpu" for t in model.state_dict().values()):
+        model = copy.deepcopy(model).cpu()          # arrays are written from CPU copies
     for mname, mod in model.named_modules():
         if mname.startswith("parametrizations") or ".parametrizations" in mname:
             continue

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab.layers.compress import compress, compressible_layers, size_report
+from thinlab.layers._util import device_of
 from thinlab.layers.parametrizations import LowRank
 from thinlab.models import build_model
 
@@ -102,6 +103,6 @@ def thin_dnn(model: nn.Module, *, n_bytes: int) -> tuple[nn.Module, int]:
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if nbytes(mid) <= n_bytes else (lo, mid)
-    thin = build(lo)
+    thin = build(lo).to(device_of(model))
     assert size_report(thin).total_bytes == nbytes(lo) <= n_bytes  # the formula is exact
     return thin, lo

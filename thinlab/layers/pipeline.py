@@ -128,7 +128,7 @@ def accuracy(model: nn.Module, X, y) -> float:
 
 def run_pipeline(teacher: nn.Module, X_train, y_train, X_eval, y_eval, *, keep, method: str = "lowrank",
                  size_fraction: float, n_bits: int, finetune_epochs: int, lr: float = 1e-3, seed: int = 0,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, device=None) -> dict:
     """Run the three stages twice: post-training only, and with fine-tuning after each stage.
 
     Both tracks have the same structure, so the same bytes at every stage; the fine-tuned track feeds
@@ -139,8 +139,12 @@ def run_pipeline(teacher: nn.Module, X_train, y_train, X_eval, y_eval, *, keep, 
     dict with ``rows`` (one per stage: ``stage``, ``bytes``, ``stage_factor``, ``factor`` (vs dense),
     ``acc_post``, ``acc_ft``, ``seconds_ft``) and ``models`` (``{"post": [...], "ft": [...]}``, one per stage).
 
+    ``device``: where to fine-tune and score (``None``: where ``teacher`` is).
+
     Taught in: 06_pipeline
     """
+    if device is not None:
+        teacher = teacher.to(train.resolve_device(device))
     steps = {"prune": lambda m: stage_prune(m, keep=keep),
              "factorize": lambda m: stage_factorize(m, method=method, size_fraction=size_fraction),
              "quantize": lambda m: stage_quantize(m, n_bits=n_bits)}
@@ -154,7 +158,7 @@ def run_pipeline(teacher: nn.Module, X_train, y_train, X_eval, y_eval, *, keep, 
         f = steps[stage](ft[-1])
         t0 = time.perf_counter()
         finetune(f, X_train, y_train, epochs=finetune_epochs, lr=lr, seed=seed, progress=progress,
-                 desc=f"fine-tune {stage}")
+                 desc=f"fine-tune {stage}", device=device)
         nbytes = model_bytes(p)
         if nbytes != model_bytes(f):
             raise RuntimeError(f"stage {stage}: the two tracks store different bytes")
@@ -197,6 +201,8 @@ def distill_step(teacher: nn.Module, *, T: float = 4.0, alpha: float = 0.7):
     teacher.eval()
 
     def step(model, xb, yb, opt):
+        if next(teacher.parameters()).device != xb.device:       # follow the student to its device
+            teacher.to(xb.device)
         with torch.no_grad():
             t_logits = teacher(xb)
         opt.zero_grad(set_to_none=True)
@@ -211,11 +217,11 @@ def distill_step(teacher: nn.Module, *, T: float = 4.0, alpha: float = 0.7):
 
 def distill(student: nn.Module, teacher: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int,
             T: float = 4.0, alpha: float = 0.7, lr: float = 3e-3, seed: int = 0,
-            progress: bool = False) -> train.History:
+            progress: bool = False, device=None) -> train.History:
     """Train ``student`` in place from ``teacher`` with :func:`distillation_loss` (same recipe as
     :func:`thinlab.train.fit` otherwise). Taught in: 06_pipeline"""
     return train.fit(student, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress,
-                     step_fn=distill_step(teacher, T=T, alpha=alpha), desc="distill")
+                     step_fn=distill_step(teacher, T=T, alpha=alpha), desc="distill", device=device)
 
 
 # ---------------------------------------------------------------- timing

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import prune, train
-from thinlab.layers._util import plain_step
+from thinlab.layers._util import device_of, plain_step
 from thinlab.layers.compress import compress, compressible_layers, size_report
 from thinlab.layers.parametrizations import Masked
 from thinlab.models import build_model
@@ -92,7 +92,7 @@ def apply_masks(model: nn.Module, masks: dict, *, storage: str = "csr") -> nn.Mo
                              "(Q, R) like layer_weights(model)")
         if parametrize.is_parametrized(mod, "weight"):
             raise ValueError(f"layer {name!r} is already parametrized; mask the plain model instead")
-        mask = _to_torch(M.astype(np.float32), mod.weight.shape)
+        mask = _to_torch(M.astype(np.float32), mod.weight.shape).to(mod.weight.device)
         parametrize.register_parametrization(mod, "weight", Masked(mask, storage=storage), unsafe=True)
     return model
 
@@ -184,27 +184,28 @@ def shrink_dnn(model: nn.Module, *, sparsity: float | None = None, keep=None, no
     for layer, W, b in zip([*small.hidden, small.out], Ws, bs):
         layer.weight.copy_(_to_torch(W, layer.weight.shape))
         layer.bias.copy_(torch.as_tensor(b))
-    return small, kept
+    return small.to(device_of(model)), kept
 
 
 def finetune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int, lr: float = 1e-3,
              seed: int = 0, batch_size: int = 64, progress: bool = True, step_fn=None,
-             desc: str = "fine-tune") -> train.History:
+             desc: str = "fine-tune", device=None) -> train.History:
     """Fine-tune a (pruned) model in place: AdamW with cosine decay from ``lr``, input statistics kept.
 
-    Masks stay fixed: a masked weight is ``original * mask`` in every forward pass.
+    Masks stay fixed: a masked weight is ``original * mask`` in every forward pass. ``device``: where
+    to train (see :func:`thinlab.train.resolve_device`; ``None``: where the model is).
 
     Taught in: 01_pruning
     """
     return train.fit(model, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed,
                      batch_size=batch_size, schedule="cosine", set_stats=False, progress=progress,
-                     step_fn=step_fn, desc=desc)
+                     step_fn=step_fn, desc=desc, device=device)
 
 
 def gradual_prune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, final_sparsity: float,
                   epochs: int, layers=None, scope: str = "layer", begin: float = 0.0, end: float = 0.7,
                   n_updates: int = 10, power: float = 3, lr: float = 1e-3, seed: int = 0, batch_size: int = 64,
-                  progress: bool = True):
+                  progress: bool = True, device=None):
     """Prune a copy of ``model`` gradually while fine-tuning it (Zhu & Gupta 2017).
 
     Sparsity follows :func:`thinlab.prune.polynomial_sparsity` from 0 at ``begin`` to
@@ -253,7 +254,7 @@ def gradual_prune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *,
         return plain_step(m, xb, yb, opt, loss_fn)
 
     hist = finetune(masked, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed, batch_size=batch_size,
-                    progress=progress, step_fn=step_fn, desc="gradual prune")
+                    progress=progress, step_fn=step_fn, desc="gradual prune", device=device)
     if state["sparsity"] != final_sparsity:  # too few steps to reach the end of the schedule
         set_sparsity(final_sparsity)
     return masked, hist, rows

@@ -203,7 +203,7 @@ def sweep(model: nn.Module, score: Callable[[nn.Module], float], *, methods=None
 
 
 def fake_quant_finetune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, n_bits: int, epochs: int,
-                        lr: float = 1e-3, seed: int = 0, layers=None, progress: bool = True):
+                        lr: float = 1e-3, seed: int = 0, layers=None, progress: bool = True, device=None):
     """Quantisation-aware fine-tuning: a copy of ``model`` whose layers are fake-quantised
     (:class:`~thinlab.layers.FakeQuant`: symmetric, one scale per output channel, straight-through
     gradient) and fine-tuned for ``epochs`` (cosine decay from ``lr``, input statistics kept).
@@ -216,7 +216,7 @@ def fake_quant_finetune(model: nn.Module, X_train, y_train, X_val=None, y_val=No
         raise ValueError(f"n_bits={n_bits!r}: fake quantisation is symmetric and needs an int in [2, 16]")
     q = compress(model, method="quant", n_bits=n_bits, layers=layers)
     hist = finetune(q, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed, progress=progress,
-                    desc=f"fake-quant {n_bits}-bit fine-tune")
+                    desc=f"fake-quant {n_bits}-bit fine-tune", device=device)
     return q, hist
 
 
