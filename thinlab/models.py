@@ -191,5 +191,21 @@ def n_params(model: nn.Module) -> int:
 
 
 def fp32_bytes(model: nn.Module) -> int:
-    """Bytes of every trainable parameter stored as float32. Taught in: 00_speech_commands"""
-    return sum(dense_bytes(tuple(p.shape), dtype="float32") for p in model.parameters() if p.requires_grad)
+    """Bytes of the dense model stored in float32: every parameter and every persistent buffer (the input
+    standardisation's mean / std, batch-norm statistics), floats at 4 bytes, integer buffers at their width.
+
+    This is the one definition of a dense model's bytes: it equals
+    ``thinlab.layers.size_report(model).total_bytes`` for an uncompressed float32 model, and what
+    ``save_compressed`` stores (less its fixed container overhead).
+
+    Taught in: 00_speech_commands
+    """
+    total = 0
+    for mod in model.modules():
+        tensors = list(mod._parameters.values()) + [t for n, t in mod._buffers.items()
+                                                    if n not in mod._non_persistent_buffers_set]
+        for t in tensors:
+            if t is not None:
+                total += dense_bytes(tuple(t.shape), dtype="float32" if t.is_floating_point()
+                                     else str(t.dtype).replace("torch.", ""))
+    return total

@@ -22,12 +22,24 @@ SHAPE_DIM_BYTES = 4
 SEED_BYTES = 8
 
 
+#: 16-bit formats numpy does not name: bfloat16 keeps float32's exponent in 2 bytes
+_EXTRA_WIDTHS = {"bfloat16": 2, "bf16": 2}
+
+
 def dtype_bytes(dtype) -> int:
-    """Width in bytes of one element of ``dtype`` (``"float32"`` → 4)."""
+    """Width in bytes of one element of ``dtype``: a numpy dtype or name (``"float32"`` → 4), a torch
+    dtype (``torch.float16`` → 2), or ``"bfloat16"`` (2), which numpy does not know.
+
+    Taught in: 01_pruning, 05_fp16_transfer
+    """
+    name = str(dtype).replace("torch.", "")
+    if name in _EXTRA_WIDTHS:
+        return _EXTRA_WIDTHS[name]
     try:
-        return int(np.dtype(dtype).itemsize)
+        return int(np.dtype(name if not isinstance(dtype, (np.dtype, type)) else dtype).itemsize)
     except TypeError as exc:
-        raise TypeError(f"dtype={dtype!r} is not a numpy dtype; use e.g. 'float32' or 'float16'") from exc
+        raise TypeError(f"dtype={dtype!r} is not a dtype thinlab can size; use a numpy or torch dtype such as "
+                        "'float32', 'float16', 'int8' or 'bfloat16'") from exc
 
 
 def index_dtype(n_values: int) -> np.dtype:

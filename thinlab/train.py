@@ -33,6 +33,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)      # also seeds CUDA and MPS generators
 
 
+def set_deterministic(on: bool = True) -> bool:
+    """Make torch pick deterministic kernels (``torch.use_deterministic_algorithms``, cuDNN without
+    autotuning), so two runs with the same seed give bit-identical weights; returns ``on``.
+
+    Without it, some kernels sum in an order that depends on thread timing: on the CPU the backward
+    pass of HashedNets' shared weights (``values[idx]``, an indexed accumulate) differs between two
+    2-thread runs. Ops with no deterministic version only warn. The cost in speed is measured by
+    ``make bench`` (``determinism_*`` ratios); lessons switch it on with ``DETERMINISTIC = True``.
+
+    Taught in: 00_speech_commands
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"on={on!r}: expected True or False")
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")      # cuBLAS needs this to be repeatable
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.deterministic = on
+    torch.backends.cudnn.benchmark = not on
+    return on
+
+
 # ---------------------------------------------------------------- devices
 
 class DeviceError(ValueError):
@@ -185,10 +206,22 @@ def use_threads(threads: int | None = None) -> int:
 _ON_DEVICE_BYTES = 1 << 30
 
 
+#: rows read at a time when streaming over memory-mapped features (statistics, copying to a GPU)
+_STREAM_ROWS = 1024
+
+
+def _is_mapped(X) -> bool:
+    """True for features left on disk: an ``np.memmap`` or a :class:`thinlab.data.store.FeatureArray`."""
+    return isinstance(X, np.memmap) or getattr(X, "memory_mapped", False) is True
+
+
 def _as_tensors(X, y):
-    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    """Features and labels for :func:`fit`: in-memory features become one float32 tensor; memory-mapped
+    ones stay on disk (read batch by batch in :func:`fit`, never all at once)."""
+    if not _is_mapped(X):
+        X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
     y = torch.as_tensor(np.asarray(y), dtype=torch.long)
-    if X.ndim != 3:
+    if len(X.shape) != 3:
         raise ValueError(f"expected features of shape (N, frames, n_mels), got {tuple(X.shape)}")
     if len(X) != len(y):
         raise ValueError(f"features and labels disagree: {len(X)} examples vs {len(y)} labels")
@@ -198,11 +231,55 @@ def _as_tensors(X, y):
     return X, y
 
 
+def _gather(X, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` (sorted, so the memory map is read front to back) of memory-mapped ``X`` as float32."""
+    rows = X[idx.numpy()] if isinstance(X, np.memmap) else X.gather(idx.numpy())
+    return torch.from_numpy(np.asarray(rows, dtype=np.float32))
+
+
+def _to_device(X, dev: torch.device) -> torch.Tensor:
+    """Memory-mapped ``X`` copied to ``dev`` a block at a time (never whole in CPU memory)."""
+    out = torch.empty(tuple(X.shape), dtype=torch.float32, device=dev)
+    for s in range(0, len(X), _STREAM_ROWS):
+        out[s:s + _STREAM_ROWS] = torch.from_numpy(np.asarray(X[s:s + _STREAM_ROWS], dtype=np.float32))
+    return out
+
+
+def feature_stats(X, *, chunk_rows: int = _STREAM_ROWS) -> tuple:
+    """Per-band mean and standard deviation of features (N, frames, n_mels) over examples and frames,
+    in one streaming pass: blocks of ``chunk_rows`` examples in float64, merged with Chan et al.'s
+    pairwise update, so a memory-mapped set is never read into memory whole.
+
+    Returns
+    -------
+    mean, std : np.ndarray, float64, shape (n_mels,)   (std with ddof=0, like ``np.std``)
+
+    Taught in: 00_speech_commands
+    """
+    if not _is_mapped(X) and not isinstance(X, np.ndarray):
+        X = np.asarray(X, dtype=np.float32)
+    if len(X.shape) != 3 or len(X) == 0:
+        raise ValueError(f"expected features of shape (N, frames, n_mels) with N ≥ 1, got {tuple(X.shape)}")
+    n, mean, m2 = 0, np.zeros(X.shape[-1]), np.zeros(X.shape[-1])
+    for s in range(0, len(X), chunk_rows):
+        block = np.asarray(X[s:s + chunk_rows], dtype=np.float64).reshape(-1, X.shape[-1])  # (rows·frames, n_mels)
+        k, bmean = len(block), block.mean(axis=0)
+        bm2 = ((block - bmean) ** 2).sum(axis=0)
+        delta, total = bmean - mean, n + k
+        mean = mean + delta * (k / total)
+        m2 = m2 + bm2 + delta ** 2 * (n * k / total)
+        n = total
+    return mean, np.sqrt(m2 / n)
+
+
 def set_input_stats(model: nn.Module, X_train) -> None:
-    """Set the model's :class:`~thinlab.models.Standardize` buffers from training features."""
-    X = np.asarray(X_train, dtype=np.float32)
+    """Set the model's :class:`~thinlab.models.Standardize` buffers from training features
+    (:func:`feature_stats`: one streaming pass, so memory-mapped features stay on disk).
+
+    Taught in: 00_speech_commands
+    """
     if hasattr(model, "norm"):
-        model.norm.set_stats(X.mean(axis=(0, 1)), X.std(axis=(0, 1)))
+        model.norm.set_stats(*feature_stats(X_train))
 
 
 def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int = 20,
@@ -214,6 +291,9 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     Parameters
     ----------
     X_train : array (N, frames, n_mels)    y_train : int array (N,)
+        A memory-mapped ``X_train`` (``np.memmap``, or the :class:`thinlab.data.store.FeatureArray` that
+        ``load_dataset`` gives for a large set) is never read whole: each shuffled mini-batch is
+        gathered from it (its indices sorted, so the file is read in order) and converted to float32.
     schedule : ``"onecycle"`` (warm-up then cosine decay), ``"cosine"`` or ``"constant"``.
     step_fn : optional ``step_fn(model, xb, yb, optimizer) -> (loss, logits, skipped)`` replacing the
         plain float32 step (used for FP16 training and for masked / fake-quantised fine-tuning).
@@ -232,8 +312,10 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     if set_stats:
         set_input_stats(model, X_train)
     dev = _place(model, device)
-    if dev.type != "cpu" and X.element_size() * X.nelement() <= _ON_DEVICE_BYTES:
-        X, y = X.to(dev), y.to(dev)            # small enough: keep the whole training set on the device
+    mapped = _is_mapped(X)                     # memory-mapped: mini-batches are gathered from disk
+    if dev.type != "cpu" and 4 * int(np.prod(X.shape)) <= _ON_DEVICE_BYTES:
+        X, y = (_to_device(X, dev) if mapped else X.to(dev)), y.to(dev)  # small enough: all of it on the device
+        mapped = False
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
                             weight_decay=weight_decay, eps=eps)
     steps_per_epoch = (len(X) + batch_size - 1) // batch_size
@@ -256,7 +338,12 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
         tot_loss = tot_correct = seen = 0
         for i in range(0, len(X), batch_size):
             idx = perm[i:i + batch_size]
-            xb, yb = X[idx.to(X.device)].to(dev, non_blocking=True), y[idx.to(y.device)].to(dev, non_blocking=True)
+            if mapped:                         # sorted: the batch's rows are read in file order
+                idx = idx.sort().values
+                xb = _gather(X, idx).to(dev, non_blocking=True)
+            else:
+                xb = X[idx.to(X.device)].to(dev, non_blocking=True)
+            yb = y[idx.to(y.device)].to(dev, non_blocking=True)
             if step_fn is None:
                 opt.zero_grad(set_to_none=True)
                 logits = model(xb)

@@ -233,12 +233,16 @@ def time_inference(model: nn.Module, X, *, repeats: int = 5, batch_size: int = 2
     Taught in: 06_pipeline
     """
     model.eval()
-    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    dev = next(model.parameters()).device
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32).to(dev)     # on the model's device, copied once
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     best = float("inf")
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         for i in range(0, len(X), batch_size):
             model(X[i:i + batch_size])
+        sync()                                   # a GPU runs asynchronously: wait for it before reading the clock
         best = min(best, time.perf_counter() - t0)
     return best
 

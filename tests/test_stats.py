@@ -1,0 +1,150 @@
+"""Numbers that hold: speaker-aware intervals, paired verdicts, clip records, one byte count, bfloat16
+sizing, and runs that repeat bit for bit in two fresh processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from thinlab import half, models, stats
+from thinlab.layers import size_report
+from thinlab.size import dtype_bytes
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clustered(rng, n_speakers=7, sizes=None, p=0.7, spread=0.3):
+    """Clips grouped by speaker, each speaker with their own accuracy around ``p``."""
+    sizes = sizes if sizes is not None else rng.integers(3, 20, n_speakers)
+    p_spk = np.clip(rng.normal(p, spread, len(sizes)), 0, 1)
+    spk = np.repeat(np.arange(len(sizes)), sizes).astype(str)
+    correct = rng.random(len(spk)) < np.repeat(p_spk, sizes)
+    return correct, spk
+
+
+def test_speakers_widen_the_interval_when_voices_differ():
+    rng = np.random.default_rng(0)
+    sizes = np.array([45, 10, 8, 8, 6, 5, 4])                 # the real sample's test split: one speaker has 45
+    per = np.repeat([1, 0, 1, 0, 1, 0, 1], sizes).astype(bool)   # each voice all right or all wrong
+    spk = np.repeat(np.arange(7), sizes).astype(str)
+    iv = stats.accuracy_interval(per, spk)
+    assert iv.accuracy == pytest.approx(per.mean()) and iv.n_speakers == 7 and iv.n_clips == 86
+    assert iv.se > 3 * iv.binomial_se and iv.width > 0.4
+    indep = stats.accuracy_interval(rng.random(400) < 0.7, np.arange(400).astype(str))
+    assert indep.se == pytest.approx(indep.binomial_se, rel=0.15)  # one clip per speaker: the binomial case
+    assert "interval" in iv.text() and "7 speakers, 86 clips" in iv.text()
+
+
+def test_interval_covers_the_truth_about_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    truth = float(np.clip(rng.normal(0.7, 0.2, 1_000_000), 0, 1).mean())  # accuracy over the speaker population
+    hits = 0
+    for k in range(200):
+        sizes = rng.integers(5, 15, 30)
+        p_spk = np.clip(rng.normal(0.7, 0.2, 30), 0, 1)
+        spk = np.repeat(np.arange(30), sizes).astype(str)
+        correct = rng.random(len(spk)) < np.repeat(p_spk, sizes)
+        iv = stats.accuracy_interval(correct, spk, n_boot=500, seed=k)
+        hits += iv.low <= truth <= iv.high
+    assert 0.85 <= hits / 200 <= 0.99, hits
+
+
+def test_paired_compare_verdicts():
+    rng = np.random.default_rng(2)
+    a, spk = _clustered(rng, n_speakers=40, sizes=np.full(40, 10))
+    same = stats.paired_compare(a, a, spk, a="x", b="x")
+    assert same.diff == 0 and same.verdict == "within noise"
+    b = a.copy()
+    b[rng.random(len(b)) < 0.25] = False                      # b loses a quarter of its hits on every speaker
+    better = stats.paired_compare(a, b, spk, a="full", b="damaged")
+    assert better.verdict == "better" and better.low > 0 and better.diff == pytest.approx(a.mean() - b.mean())
+    assert stats.paired_compare(b, a, spk).verdict == "worse"
+    flip = a.copy()
+    flip[:3] = ~flip[:3]                                       # three clips of one speaker: noise
+    assert stats.paired_compare(a, flip, spk).verdict == "within noise"
+    assert "full is better" in better.text() and "paired interval over 40 speakers" in better.text()
+
+
+def test_pairing_removes_what_the_models_share():
+    rng = np.random.default_rng(3)
+    a, spk = _clustered(rng, n_speakers=12, spread=0.4)
+    b = a.copy()
+    idx = rng.choice(len(b), size=max(2, len(b) // 12), replace=False)
+    b[idx] = False
+    paired = stats.paired_compare(a, b, spk)
+    ia, ib = stats.accuracy_interval(a, spk), stats.accuracy_interval(b, spk)
+    assert paired.high - paired.low < (ia.width + ib.width) / 3  # far narrower than two unpaired intervals
+
+
+def test_seeds_average_per_clip_and_bad_input_is_explained():
+    rng = np.random.default_rng(4)
+    runs = rng.random((3, 50)) < 0.6
+    spk = np.repeat(np.arange(10), 5).astype(str)
+    assert stats.accuracy_interval(runs, spk).accuracy == pytest.approx(runs.mean())
+    with pytest.raises(ValueError, match="same clips in the same order"):
+        stats.paired_compare(runs[0], runs[0][:-1], spk)
+    with pytest.raises(ValueError, match="one speaker id per scored clip"):
+        stats.accuracy_interval(runs[0], spk[:-1])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        stats.accuracy_interval(np.full(5, 2.0))
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(seeds, N\)"):
+        stats.accuracy_interval([])
+    silence = stats.accuracy_interval(np.ones(6, bool), np.array(["", "", "a", "a", "b", ""]))
+    assert silence.n_speakers == 2 and silence.accuracy == 1.0
+
+
+def test_eval_record_names_the_clips():
+    files, spk = np.array(["yes/b_nohash_0.wav", "no/a_nohash_0.wav", "no/a_nohash_1.wav"]), np.array(["b", "a", "a"])
+    rec = stats.eval_record(files, spk)
+    assert rec == stats.eval_record(files[::-1], spk[::-1])   # order does not matter
+    assert rec["n_clips"] == 3 and rec["n_speakers"] == 2 and rec["largest_speaker_share"] == pytest.approx(2 / 3)
+    assert rec["files_sha256"] != stats.eval_record(files[:2], spk[:2])["files_sha256"]
+
+
+@pytest.mark.parametrize("dtype,width", [(torch.float32, 4), (torch.float16, 2), (torch.bfloat16, 2),
+                                         ("bfloat16", 2), ("int8", 1), (np.float64, 8)])
+def test_every_precision_is_sized(dtype, width):
+    assert dtype_bytes(dtype) == width
+
+
+@pytest.mark.parametrize("name", ["cnn", "lstm", "dnn"])
+def test_one_byte_count_in_every_precision(name):
+    m = models.build_model(name, 10)
+    dense = size_report(m).total_bytes
+    assert models.fp32_bytes(m) == dense
+    ints = sum(b.numel() * b.element_size() for b in m.buffers() if not b.is_floating_point())
+    for dt in (torch.float16, torch.bfloat16):
+        assert size_report(half.to_half(m, dtype=dt)).total_bytes == (dense - ints) // 2 + ints
+
+
+REPRO = r"""
+import hashlib, sys
+from thinlab import data, train
+from thinlab.layers.compare import METHODS, train_compressed
+train.use_threads(2)
+train.set_deterministic(True)
+ds = data.load_dataset(sys.argv[1], progress=False, verbose=False)
+digest = lambda m: hashlib.sha256(b"".join(t.detach().cpu().numpy().tobytes() for t in m.state_dict().values())).hexdigest()
+for name in ("cnn", "lstm", "dnn"):
+    m, info = train.baseline(name, ds, epochs=1, seed=3, cache=False, progress=False, verbose=False)
+    print(name, digest(m), info["test_acc"])
+for method in [m for m in METHODS if m != "dense"]:
+    r = train_compressed(ds, method=method, size_fraction=0.05, seed=3, epochs=1, keep_model=True)
+    print(method, digest(r["model"]), r["acc"])
+"""
+
+
+@pytest.mark.slow
+def test_two_fresh_processes_give_identical_weights(real_fixture, tmp_path):
+    env = dict(os.environ, THINLAB_CACHE=str(tmp_path / "cache"), PYTHONHASHSEED="random")
+    outs = [subprocess.run([sys.executable, "-c", REPRO, str(real_fixture)], env=env, capture_output=True, text=True,
+                           timeout=600) for _ in range(2)]
+    for o in outs:
+        assert o.returncode == 0, o.stderr[-2000:]
+    lines = [o.stdout.split("\n") for o in outs]
+    assert len([l for l in lines[0] if l]) >= 8 and lines[0] == lines[1]
