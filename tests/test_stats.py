@@ -148,3 +148,39 @@ def test_two_fresh_processes_give_identical_weights(real_fixture, tmp_path):
         assert o.returncode == 0, o.stderr[-2000:]
     lines = [o.stdout.split("\n") for o in outs]
     assert len([l for l in lines[0] if l]) >= 8 and lines[0] == lines[1]
+
+
+def test_a_whole_folder_is_one_evaluation_set(real_fixture, tmp_cache):
+    from thinlab import data
+
+    ev = data.load_eval_set(real_fixture)
+    words = {p.parent.name + "/" + p.name for w in data.WORDS10 for p in (real_fixture / w).glob("*.wav")}
+    assert set(ev.files.tolist()) == words and len(ev.files) == len(words) == 100
+    assert ev.X.shape == (100, 101, 40) and len(set(ev.speakers)) == 10 and ev.labels == list(data.WORDS10)
+    rec = stats.eval_record(ev.files, ev.speakers)
+    assert rec["n_clips"] == 100 and rec["n_speakers"] == 10 and rec["largest_speaker_share"] == pytest.approx(0.1)
+
+
+def test_paired_verdicts_average_seeds_and_judge_on_speakers():
+    from thinlab.layers.compare import paired_verdicts
+
+    rng = np.random.default_rng(5)
+    spk = np.repeat(np.arange(30), 8).astype(str)
+    good = [rng.random(240) < 0.8 for _ in range(3)]
+    bad = [g & (rng.random(240) < 0.6) for g in good]           # loses 40 % of the reference's hits
+    near = []
+    for g in good:                                             # 3 hits lost and 3 gained: a wash
+        n = g.copy()
+        n[rng.choice(np.flatnonzero(g), 3, replace=False)] = False
+        n[rng.choice(np.flatnonzero(~g), 3, replace=False)] = True
+        near.append(n)
+    runs = ([{"method": "deepthin", "size_fraction": 0.01, "hits": h, "speakers": spk} for h in good]
+            + [{"method": "narrow", "size_fraction": 0.01, "hits": h, "speakers": spk} for h in bad]
+            + [{"method": "hashed", "size_fraction": 0.01, "hits": h, "speakers": spk} for h in near])
+    rows = {r["method"]: r for r in paired_verdicts(runs)}
+    assert set(rows) == {"narrow", "hashed"} and rows["narrow"]["verdict"] == "better"
+    assert rows["hashed"]["verdict"] == "within noise" and rows["narrow"]["n_seeds"] == 3
+    assert rows["narrow"]["acc_diff"] == pytest.approx(np.mean(good) - np.mean(bad))
+    assert rows["narrow"]["low"] > 0 and rows["narrow"]["factor"] == 100
+    with pytest.raises(ValueError, match="per-clip 'hits'"):
+        paired_verdicts([{"method": "deepthin", "size_fraction": 0.1}])
