@@ -211,3 +211,46 @@ def test_tar_helper_makes_what_the_tests_think(tmp_path):
     """The malicious-archive tests rely on tar_gz writing members verbatim (no sanitising)."""
     with tarfile.open(fileobj=io.BytesIO(tar_gz([("../x", b"1"), _info("l", tarfile.SYMTYPE, linkname="/a")]))) as t:
         assert [(m.name, m.issym()) for m in t.getmembers()] == [("../x", False), ("l", True)]
+
+
+def test_marker_records_the_contents_and_a_deleted_word_is_noticed(server, good, tmp_cache, capsys):
+    """Finding 4: the marker is checked against the folder; a deleted word folder is extracted again."""
+    import json
+    import shutil
+
+    server.files[NAME] = good
+    dest = download("test-v2", words="yes,no", url=server.url, archive=_spec(good), progress=False)
+    marker = json.loads((dest / ".thinlab-complete.json").read_text())
+    assert marker["contents"] == {"yes": 3, "no": 3, "_background_noise_": 1,
+                                  ".": ["LICENSE", "testing_list.txt", "validation_list.txt"]}
+    shutil.rmtree(dest / "no")
+    with pytest.raises(DataError, match="not downloaded yet"):  # an incomplete folder is not offered as data
+        resolve_source("test-v2")
+    n_requests = len(server.log)
+    capsys.readouterr()
+    download("test-v2", words="yes,no", url=server.url, archive=_spec(good), progress=False)
+    assert "is incomplete (no/ missing); extracting again" in capsys.readouterr().out
+    assert len(server.log) == n_requests  # from the kept archive, no new download
+    assert sorted(c.folder for c in scan(dest).clips) == ["no"] * 3 + ["yes"] * 3
+    assert resolve_source("test-v2").path == dest
+    (dest / "yes" / sorted(p.name for p in (dest / "yes").iterdir())[0]).unlink()  # one clip gone
+    download("test-v2", words="yes", url=server.url, archive=_spec(good), progress=False)
+    assert "yes/ holds 2 files, 3 were extracted" in capsys.readouterr().out
+    assert len(list((dest / "yes").iterdir())) == 3
+
+
+def test_a_corrupt_marker_is_replaced_not_refused(server, good, tmp_cache, capsys):
+    server.files[NAME] = good
+    dest = download("test-v2", words="yes", url=server.url, archive=_spec(good), progress=False)
+    (dest / ".thinlab-complete.json").write_text("{ not json")
+    again = download("test-v2", words="yes", url=server.url, archive=_spec(good), progress=False)
+    assert again == dest and resolve_source("test-v2").path == dest
+    assert "extracted yes into" in capsys.readouterr().out
+
+
+def test_an_archive_without_clips_fails(tmp_path):
+    arc = tmp_path / "empty.tar.gz"
+    arc.write_bytes(tar_gz([("./LICENSE", b"CC BY 4.0"), ("./_background_noise_/n.wav", b"RIFF")]))
+    with pytest.raises(ArchiveError, match=r"holds no clips of any word .*delete the archive and download the right"):
+        extract_archive(arc, tmp_path / "out", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tar.gz"]

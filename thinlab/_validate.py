@@ -57,11 +57,27 @@ def as_weight(W, *, name: str = "W", ndim: int | None = None, hint: str = "") ->
         raise ValueError(f"{name} has shape {W.shape} ({W.ndim}-D); expected a {ndim}-D array {hint}")
     if W.size == 0:
         raise ValueError(f"{name} has shape {W.shape} with no elements; pass a non-empty weight array")
-    if not np.isfinite(W).all():
-        n_nan, n_inf = int(np.isnan(W).sum()), int(np.isinf(W).sum())
-        raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; expected finite weights; "
-                         "check the training run that produced them (e.g. lower the learning rate)")
+    check_finite(W, name=name)
     return W
+
+
+def check_finite(a, *, name: str = "W", what: str = "weights") -> None:
+    """The NaN / inf policy of every kernel: refuse non-finite input, saying where and how many.
+
+    Raises ``ValueError`` naming ``name`` (a layer's name where there is one), the count of NaN and
+    of ±inf entries and the first position, with the fix.
+    """
+    a = np.asarray(a)
+    if a.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(a)
+    if finite.all():
+        return
+    n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+    first = np.unravel_index(int(np.flatnonzero(~finite.ravel())[0]), a.shape) if a.ndim else ()
+    raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} inf values; expected finite {what} (the first bad one "
+                     f"is at index {tuple(map(int, first))}); check the training run that produced them (e.g. lower the "
+                     "learning rate) or replace them first, e.g. with np.nan_to_num")
 
 
 def as_float64_weights(W, *, name: str = "W") -> np.ndarray:
@@ -94,43 +110,132 @@ def check_matrix(name: str, value, *, shape=None) -> np.ndarray:
                          f"reshape it to ({name} rows, {name} columns)")
     if not _is_real_dtype(arr.dtype):
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}; cast with .astype(np.float32)")
+    if arr.size == 0:
+        raise ValueError(f"{name} has shape {arr.shape} with no elements; pass a non-empty matrix")
+    check_finite(arr, name=name)
     if shape is not None:
         for got, want, axis in zip(arr.shape, shape, ("rows", "columns"), strict=True):
             if want is not None and got != want:
                 raise ValueError(f"{name} has shape {arr.shape} but {want} {axis} were expected "
                                  f"(expected {tuple('?' if w is None else w for w in shape)}); "
                                  f"check that {name} belongs to this layer")
-    return arr.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # reported below as a clear error
+        out = arr.astype(np.float32, copy=False)
+    if not np.isfinite(out).all():  # finite before, so the cast overflowed
+        raise ValueError(f"{name} holds magnitudes up to {np.abs(arr).max():.3g}, beyond float32's "
+                         f"{np.finfo(np.float32).max:.3g}; rescale it first")
+    return out
 
 
 # ----------------------------------------------------------------------------------------- numbers
 
+#: the default exception types of the checks below: (wrong type, wrong value)
+ERRORS = (TypeError, ValueError)
+
+
 def check_real(value, *, name: str, low: float, high: float = math.inf, low_open: bool = False,
-               high_open: bool = False, hint: str) -> float:
-    """Return ``value`` as a float if it is a real number in the given interval, else raise with ``hint``."""
+               high_open: bool = False, hint: str, errors=ERRORS) -> float:
+    """Return ``value`` as a float if it is a finite real number in the given interval, else raise
+    with ``hint``.
+
+    ``errors = (type error class, value error class)``: a string such as ``"0.2"`` or a bool is a
+    type error; NaN, ±inf and values outside the interval are value errors.
+    """
+    type_error, value_error = errors
     if not _is_real(value):
-        raise TypeError(f"{name}={value!r} must be a real number; {hint}")
+        raise type_error(f"{name}={value!r} must be a real number, not a {type(value).__name__}; {hint}")
     value = float(value)
+    interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if not math.isfinite(value):
+        raise value_error(f"{name}={value} must be {interval} (a finite number); {hint}")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
-    if math.isnan(value) or too_low or too_high:
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name}={value} must be in {interval}; {hint}")
+    if too_low or too_high:
+        raise value_error(f"{name}={value} must be {interval}; {hint}")
     return value
 
 
-def check_int(value, *, name: str, low: int, high: int | None = None, hint: str) -> int:
+def check_int(value, *, name: str, low: int, high: int | None = None, hint: str, errors=ERRORS) -> int:
     """Return ``value`` as an int if it is an integer in ``[low, high]``, else raise with ``hint``.
 
-    ``TypeError`` for a non-integer (or a bool), ``ValueError`` for one out of range.
+    ``TypeError`` for a non-integer (or a bool), ``ValueError`` for one out of range (or the
+    classes given as ``errors``).
     """
+    type_error, value_error = errors
     if not _is_int(value):
-        raise TypeError(f"{name}={value!r} must be an integer; {hint}")
+        raise type_error(f"{name}={value!r} must be an integer, not a {type(value).__name__}; {hint}")
     value = int(value)
     if value < low or (high is not None and value > high):
         interval = f"[{low}, {high}]" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name}={value} must be {'in ' if high is not None else ''}{interval}; {hint}")
+        raise value_error(f"{name}={value} must be {'in ' if high is not None else ''}{interval}; {hint}")
     return value
+
+
+def check_bool(value, *, name: str, errors=ERRORS) -> bool:
+    """Return ``value`` if it is ``True`` or ``False`` (a numpy bool too), else raise a type error."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise errors[0](f"{name}={value!r} ({type(value).__name__}) must be True or False; pass {name}=True "
+                        f"or {name}=False")
+    return bool(value)
+
+
+def check_choice(value, *, name: str, choices, hint: str = "", errors=ERRORS) -> str:
+    """Return ``value`` if it is one of the strings ``choices``, else raise naming them all."""
+    choices = tuple(choices)
+    if not isinstance(value, str):
+        raise errors[0](f"{name}={value!r} ({type(value).__name__}) must be a string, one of {choices}"
+                        + (f"; {hint}" if hint else ""))
+    if value not in choices:
+        close = [c for c in choices if c.lower() == value.strip().lower()]
+        fix = f"did you mean {close[0]!r}?" if close else f"use one of {choices}"
+        raise errors[1](f"{name}={value!r} is not one of {choices}; {fix}" + (f" ({hint})" if hint else ""))
+    return value
+
+
+def check_names(value, *, name: str, example, errors=ERRORS, allow_empty: bool = False) -> list:
+    """Return ``value`` as a list of distinct strings (a list, tuple or other iterable of str).
+
+    List versus string: a single string is refused (``"yes,no"`` would otherwise become the
+    "words" ``y``, ``e``, ``s``, …), and so are duplicates (one name, one entry), non-string
+    items and, unless ``allow_empty``, an empty list. ``example`` is shown in the fix.
+    """
+    type_error, value_error = errors
+    if isinstance(value, (str, bytes)):
+        parts = [p.strip() for p in (value.decode(errors="replace") if isinstance(value, bytes) else value)
+                 .split(",") if p.strip()]
+        raise type_error(f"{name}={value!r} is one string; pass a list of names such as {list(parts) or example!r}")
+    try:
+        items = list(value)
+    except TypeError:
+        raise type_error(f"{name}={value!r} ({type(value).__name__}) is not a list; pass a list of names such as "
+                         f"{example!r}") from None
+    bad = [v for v in items if not isinstance(v, str)]
+    if bad:
+        raise type_error(f"{name} holds {bad[0]!r} ({type(bad[0]).__name__}), not a string; pass a list of names "
+                         f"such as {example!r}")
+    if not items and not allow_empty:
+        raise value_error(f"{name} is empty; pass at least one name, e.g. {example!r}")
+    seen, dups = set(), []
+    for v in items:
+        if v in seen and v not in dups:
+            dups.append(v)
+        seen.add(v)
+    if dups:
+        raise value_error(f"{name}={items!r} names {dups} more than once; list each name once, e.g. "
+                          f"{list(dict.fromkeys(items))!r}")
+    return items
+
+
+def check_path(value, *, name: str, errors=ERRORS):
+    """Return ``value`` as a :class:`pathlib.Path` if it is a ``str`` or ``os.PathLike``."""
+    import os
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        if isinstance(value, str) and not value.strip():
+            raise errors[1](f"{name}={value!r} is an empty path; pass a file or folder name")
+        return Path(value)
+    raise errors[0](f"{name}={value!r} ({type(value).__name__}) is not a path; pass a str or pathlib.Path")
 
 
 def check_int_range(value, *, name: str, lo: int, hi: int, hint: str = "") -> int:

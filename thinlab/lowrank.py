@@ -71,7 +71,17 @@ def truncated_svd(W, *, rank: int) -> tuple[np.ndarray, np.ndarray]:
     W = as_weight(W, ndim=2, hint=_W_HINT)
     k = _check_rank(rank, W.shape)
     U, s, Vt = np.linalg.svd(W.astype(np.float64), full_matrices=False)
-    return (U[:, :k] * s[:k]).astype(W.dtype), Vt[:k].astype(W.dtype)
+    A = U[:, :k] * s[:k]
+    _check_fits(A, W.dtype, "the factor A = U·diag(s)")
+    return A.astype(W.dtype), Vt[:k].astype(W.dtype)
+
+
+def _check_fits(a: np.ndarray, dtype, what: str) -> None:
+    """Refuse a float64 result that would overflow to ±inf when cast back to the caller's ``dtype``."""
+    top = float(np.max(np.abs(a))) if a.size else 0.0
+    if not np.isfinite(top) or top > float(np.finfo(dtype).max):
+        raise ValueError(f"{what} reaches {top:.3g}, beyond {np.dtype(dtype).name}'s largest value "
+                         f"{np.finfo(dtype).max:.3g}; pass W.astype(np.float32) (or float64)")
 
 
 def svd_reconstruct(A, B) -> np.ndarray:
@@ -93,7 +103,10 @@ def svd_reconstruct(A, B) -> np.ndarray:
     if A.shape[1] != B.shape[0]:
         raise ValueError(f"A has shape {A.shape} and B {B.shape}: their ranks {A.shape[1]} ≠ {B.shape[0]}; "
                          "pass the pair returned by one truncated_svd call")
-    return A @ B
+    out_dtype = np.result_type(A, B)
+    product = A.astype(np.float64) @ B.astype(np.float64)  # (Q, R)
+    _check_fits(product, out_dtype, "A · B")
+    return product.astype(out_dtype)
 
 
 def _check_s(s) -> np.ndarray:
@@ -120,8 +133,16 @@ def energy(s) -> np.ndarray:
     return _energy(s)
 
 
+def _scaled(s: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(s / c, c)``: huge singular values are scaled down so that their squares do not overflow to inf
+    (c = 1, an exact no-op, for every ordinary matrix)."""
+    top = float(s.max()) if s.size else 0.0
+    c = top if top > 1e150 else 1.0
+    return s / c, c
+
+
 def _energy(s) -> np.ndarray:
-    kept = np.cumsum(_check_s(s) ** 2)
+    kept = np.cumsum(_scaled(_check_s(s))[0] ** 2)
     if kept[-1] == 0:
         return np.ones_like(kept)
     return kept / kept[-1]  # the same total everywhere: non-decreasing and the last entry exactly 1
@@ -241,12 +262,13 @@ def ranks_sweep(W, *, ranks=None, dtype="float32") -> list[dict]:
     shape = np.shape(W)
     ranks = np.arange(1, s.size + 1) if ranks is None else np.atleast_1d(ranks)
     ranks = [_check_rank(k, shape) for k in ranks.tolist()]
-    s2 = s ** 2
-    tail = np.append(np.cumsum(s2[::-1])[::-1][1:], 0.0)  # tail[k - 1] = Σ_{i>k} s_i², never negative
-    cumulative, norm = energy(s), math.sqrt(s2.sum())
+    s_unit, c = _scaled(s)
+    s2 = s_unit ** 2
+    tail = np.append(np.cumsum(s2[::-1])[::-1][1:], 0.0)  # tail[k - 1] = Σ_{i>k} s_i² / c², never negative
+    cumulative, norm = energy(s), c * math.sqrt(s2.sum())
     dense = dense_bytes(shape, dtype=dtype)
-    return [{"rank": k, "error": math.sqrt(tail[k - 1]),
-             "relative_error": math.sqrt(tail[k - 1]) / norm if norm else 0.0,
+    return [{"rank": k, "error": c * math.sqrt(tail[k - 1]),
+             "relative_error": c * math.sqrt(tail[k - 1]) / norm if norm else 0.0,
              "energy": float(cumulative[k - 1]), "bytes": lowrank_bytes(shape, k, dtype=dtype),
              "size_fraction": lowrank_bytes(shape, k, dtype=dtype) / dense} for k in ranks]
 

@@ -11,15 +11,50 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._io import DataError
+from ._io import CacheError, DataError
+
+
+class UsageError(Exception):
+    """A command line argparse could not parse (reported as one line, not argparse's usage block)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the whole usage and exit; we say it in one line
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def main(argv=None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 on a data error, with the message on stderr).
+    """Run the CLI; returns the exit code: 0 ok; 2 for a user error (a bad argument, bad or missing data,
+    a bad THINLAB_CACHE), 1 when the system refuses (disk full, no permission), 130 when interrupted.
+    Every error is one line on stderr, with no traceback.
 
     Taught in: 00_speech_commands
     """
-    ap = argparse.ArgumentParser(prog="python -m thinlab.data", description="Speech Commands data for thinlab")
+    try:
+        return _run(argv)
+    except UsageError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except (DataError, CacheError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {_one_line(exc.strerror or exc)}{where}; check that the folder exists, is writable and has "
+              "free space (THINLAB_CACHE chooses where the cache lives), then run the same command again.",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; run the same command again to resume (finished parts are kept).", file=sys.stderr)
+        return 130
+
+
+def _run(argv) -> int:
+    ap = _Parser(prog="python -m thinlab.data", description="Speech Commands data for thinlab")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("download", help="download and extract a real Speech Commands archive")
     d.add_argument("which", choices=["test-v2", "v1", "v2"], help="test-v2 (112 MB), v1 (1.5 GB), v2 (2.4 GB)")
@@ -40,24 +75,20 @@ def main(argv=None) -> int:
     r.add_argument("--split", default="speaker")
     r.add_argument("--feature", default="logmel", choices=["logmel", "mfcc"])
     args = ap.parse_args(argv)
-    try:
-        if args.cmd == "download":
-            from .downloader import download
+    if args.cmd == "download":
+        from .downloader import download
 
-            download(args.which, words=args.words, dest=args.dest, url=args.url, progress=not args.no_progress,
-                     keep_archive=not args.delete_archive)
-        elif args.cmd == "synth":
-            from .synth import synthesize
+        download(args.which, words=args.words, dest=args.dest, url=args.url, progress=not args.no_progress,
+                 keep_archive=not args.delete_archive)
+    elif args.cmd == "synth":
+        from .synth import synthesize
 
-            synthesize(args.dest, n_speakers=args.speakers, seed=args.seed, progress=not args.no_progress,
-                       force=args.force)
-        else:
-            from .dataset import load_dataset
+        synthesize(args.dest, n_speakers=args.speakers, seed=args.seed, progress=not args.no_progress,
+                   force=args.force)
+    else:
+        from .dataset import load_dataset
 
-            print(load_dataset(args.source, task=args.task, split=args.split, feature=args.feature).describe())
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(load_dataset(args.source, task=args.task, split=args.split, feature=args.feature).describe())
     return 0
 
 

@@ -10,13 +10,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ._io import DataError
-from .audio import SAMPLE_RATE, load_audio, parse_window, random_augment, read_audio
+from thinlab._validate import check_bool, check_int, check_real
+
+from ._io import ERRORS, DataError, DataTypeError
+from .audio import SAMPLE_RATE, check_snr_range, fix_length, load_audio, parse_window, random_augment, read_audio
 from .features import FeatureParams, cached, compute_features
 from .layout import WORDS10, scan
+from .parallel import featurize_to_store
 from .source import DataSource, resolve_source
-from .splits import SPLITS
-from .tasks import plan_task
+from .splits import MODES, SPLITS, check_percentages
+from .store import STORAGES, use_memmap
+from .tasks import TASKS, check_words, plan_task
 
 AUGMENT_DEFAULTS = {"snr_db": (5.0, 20.0), "max_shift_ms": 100.0, "p_noise": 0.8, "copies": 1}
 _SHORT = {"training": "train", "validation": "val", "testing": "test"}
@@ -25,7 +29,8 @@ _CHUNK = 256  # clips per feature batch: bounds memory at ~16 MB of audio
 
 @dataclass(repr=False)
 class Dataset:
-    """Features and labels per split. ``X_*``: float32 (N, frames, n_features); ``y_*``: int64 (N,);
+    """Features and labels per split. ``X_*``: float32 (N, frames, n_features) (for a large set a
+    memory-mapped :class:`~thinlab.data.store.FeatureArray` that indexes like one); ``y_*``: int64 (N,);
     ``speakers_*`` / ``files_*``: str arrays (N,) (speaker ``""`` for silence)."""
 
     X_train: np.ndarray
@@ -100,7 +105,7 @@ class _ClipReader:
         window = parse_window(rel)
         if window is not None:  # a silence window: the recording is read once and kept
             base, start, gain = window
-            clip = self._load_noise(base)[start:start + SAMPLE_RATE] * np.float32(gain)
+            clip = fix_length(self._load_noise(base)[start:start + SAMPLE_RATE] * np.float32(gain), SAMPLE_RATE)
         else:
             clip = load_audio(self.root / rel)
         if copy == 0:
@@ -108,6 +113,35 @@ class _ClipReader:
         h = int(hashlib.sha1(f"{self.seed}:{copy}:{rel}".encode()).hexdigest()[:16], 16)
         return random_augment(clip, self.noises, rng=np.random.default_rng(h), snr_db=self.augment["snr_db"],
                               max_shift_ms=self.augment["max_shift_ms"], p_noise=self.augment["p_noise"])
+
+
+def check_augment(augment) -> dict | None:
+    """``augment`` (False, True or a dict of :data:`AUGMENT_DEFAULTS` overrides) as the full option
+    dict, or ``None`` for no augmentation; every option checked.
+
+    Taught in: 00_speech_commands
+    """
+    if augment is None or augment is False or (isinstance(augment, np.bool_) and not augment):
+        return None
+    if augment is True or isinstance(augment, np.bool_):
+        return dict(AUGMENT_DEFAULTS)
+    if not isinstance(augment, dict):
+        raise DataTypeError(f"augment={augment!r} ({type(augment).__name__}) must be True, False or a dict of "
+                            f"options such as {{'copies': 2}}; the options are {sorted(AUGMENT_DEFAULTS)}")
+    unknown = sorted(set(augment) - set(AUGMENT_DEFAULTS), key=str)
+    if unknown:
+        raise DataError(f"augment has unknown options {unknown}; use {sorted(AUGMENT_DEFAULTS)}.")
+    aug = dict(AUGMENT_DEFAULTS, **augment)
+    aug["snr_db"] = check_snr_range(aug["snr_db"])
+    aug["max_shift_ms"] = check_real(aug["max_shift_ms"], name="augment max_shift_ms", low=0.0, high=1000.0,
+                                     hint="pass the largest shift in ms, e.g. 100.0", errors=ERRORS)
+    aug["p_noise"] = check_real(aug["p_noise"], name="augment p_noise", low=0.0, high=1.0,
+                                hint="pass the probability of adding noise, e.g. 0.8", errors=ERRORS)
+    if isinstance(aug["copies"], (int, np.integer)) and not isinstance(aug["copies"], bool) and aug["copies"] < 1:
+        raise DataError(f"augment copies={aug['copies']} must be ≥ 1 (or augment=False for none).")
+    aug["copies"] = check_int(aug["copies"], name="augment copies", low=1, high=100, errors=ERRORS,
+                              hint="pass how many augmented copies of each training clip to add, e.g. 1")
+    return aug
 
 
 def _stat(root, rel):
@@ -118,7 +152,8 @@ def _stat(root, rel):
 def load_dataset(source="auto", *, task: str = "10words", feature="logmel", split: str = "speaker",
                  max_per_class: int | None = None, seed: int = 0, augment=False, progress: bool = True,
                  words=WORDS10, validation_percentage: float = 10.0, testing_percentage: float = 10.0,
-                 feature_params: dict | None = None, cache: bool = True, verbose: bool = True) -> Dataset:
+                 feature_params: dict | None = None, cache: bool = True, verbose: bool = True,
+                 storage: str = "auto") -> Dataset:
     """Features, labels and speakers of a Speech Commands task, split (by speaker by default).
 
     Parameters
@@ -147,6 +182,12 @@ def load_dataset(source="auto", *, task: str = "10words", feature="logmel", spli
         Use the on-disk feature cache.
     verbose : bool
         Print the source's ``message`` (which data this is; for synthetic data, how to get the real set).
+    storage : {"auto", "memory", "memmap"}
+        ``"memory"``: float32 features in RAM (one cache file). ``"memmap"``: float16 chunks on disk,
+        computed in parallel, resumable, read through memory maps (:mod:`thinlab.data.store`), so the
+        full data sets fit a 2 GB machine. ``"auto"`` (default): ``"memmap"`` when the float32
+        features would exceed 256 MiB (about 16,000 clips), else ``"memory"``. With ``cache=False``
+        the features are always computed into RAM.
 
     Returns
     -------
@@ -158,19 +199,39 @@ def load_dataset(source="auto", *, task: str = "10words", feature="logmel", spli
     """
     from tqdm.auto import tqdm
 
-    params = feature if isinstance(feature, FeatureParams) else FeatureParams(kind=feature, **(feature_params or {}))
+    if isinstance(feature, FeatureParams):
+        if feature_params:
+            raise DataError("feature is a FeatureParams and feature_params is given too; put the options in one "
+                            "place: FeatureParams(..., n_mels=64) or feature='logmel', feature_params={'n_mels': 64}")
+        params = feature
+    else:
+        params = FeatureParams.from_options(feature, feature_params)
+    if not isinstance(source, (str, os.PathLike, DataSource)) or isinstance(source, bytes):
+        raise DataTypeError(f"source={source!r} ({type(source).__name__}) is not a data source; pass 'auto', "
+                            "'synthetic', 'test-v2', 'v1', 'v2' or a folder path")
+    if not isinstance(task, str) or task not in TASKS:
+        raise (DataError if isinstance(task, str) else DataTypeError)(
+            f"task={task!r} is unknown; use '10words' or '12class'.")
+    words = check_words(words)
+    if not isinstance(split, str) or split not in MODES:
+        raise (DataError if isinstance(split, str) else DataTypeError)(
+            f"split={split!r} is not a split mode; use one of {MODES} ('speaker' is the default).")
+    check_percentages(validation_percentage, testing_percentage)
+    if max_per_class is not None:
+        check_int(max_per_class, name="max_per_class", low=1, errors=ERRORS,
+                  hint="pass how many clips per class to keep in each split, or None for all")
+    seed = check_int(seed, name="seed", low=0, hint="pass a whole number ≥ 0, e.g. seed=0", errors=ERRORS)
+    cache, progress, verbose = (check_bool(v, name=k, errors=ERRORS)
+                                for k, v in (("cache", cache), ("progress", progress), ("verbose", verbose)))
+    aug = check_augment(augment)
+    if not isinstance(storage, str) or storage not in STORAGES:
+        raise (DataError if isinstance(storage, str) else DataTypeError)(
+            f"storage={storage!r} is unknown; use 'auto' (memory-map large sets), 'memory' or 'memmap'.")
     src = resolve_source(source, progress=progress, verbose=verbose)
     folder = scan(src.path)
     plan = plan_task(folder, task=task, split=split, seed=seed, max_per_class=max_per_class, words=words,
                      validation_percentage=validation_percentage, testing_percentage=testing_percentage)
-    aug = None
-    if augment:
-        aug = dict(AUGMENT_DEFAULTS, **(augment if isinstance(augment, dict) else {}))
-        unknown = set(aug) - set(AUGMENT_DEFAULTS)
-        if unknown:
-            raise DataError(f"augment has unknown options {sorted(unknown)}; use {sorted(AUGMENT_DEFAULTS)}.")
-        if int(aug["copies"]) < 1:
-            raise DataError(f"augment copies={aug['copies']} must be ≥ 1 (or augment=False for none).")
+    if aug:
         if not folder.background:
             plan.notes.append("augment: no _background_noise_/ folder, so only time shifts were applied")
     copies = int(aug["copies"]) if aug else 0
@@ -193,12 +254,17 @@ def load_dataset(source="auto", *, task: str = "10words", feature="logmel", spli
                 bar.update(len(batch))
         return X
 
-    X, status = cached(key, compute, n_rows=len(items), use_cache=cache)
+    if cache and use_memmap(storage, len(items), (params.n_frames(SAMPLE_RATE), params.n_features)):
+        X, status = featurize_to_store(key, [(rel, c) for _, rel, _, _, c in items], folder=folder, seed=seed,
+                                       aug=aug, params=params, progress=progress)
+    else:
+        X, status = cached(key, compute, n_rows=len(items), use_cache=cache)
     arrays, start = {}, 0
     for s in SPLITS:  # items are grouped by split, so each split is a contiguous slice (a view, no copy)
         rows = [it for it in items if it[0] == s]
         k, stop = _SHORT[s], start + len(rows)
-        arrays.update({f"X_{k}": X[start:stop], f"y_{k}": np.array([r[2] for r in rows], dtype=np.int64),
+        X_k = X[start:stop] if isinstance(X, np.ndarray) else X.subset(start, stop)  # a view either way
+        arrays.update({f"X_{k}": X_k, f"y_{k}": np.array([r[2] for r in rows], dtype=np.int64),
                        f"speakers_{k}": np.array([r[3] for r in rows], dtype=str),
                        f"files_{k}": np.array([r[1] for r in rows], dtype=str)})
         start = stop

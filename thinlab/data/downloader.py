@@ -18,13 +18,16 @@ import http.client
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from thinlab._io import cache_root
+from thinlab._validate import check_bool, check_int, check_path, check_real
 
-from ._io import ChecksumError, DataError, DownloadError, check_replaceable, read_marker
+from ._io import (ERRORS, ChecksumError, DataError, DataTypeError, DownloadError, check_replaceable,
+                  marker_problems, read_marker)
 from .extract import extract_archive
 from .layout import BACKGROUND, SILENCE, UNKNOWN, WORDS10, WORDS_V1, WORDS_V2
 from .source import downloaded_dir
@@ -63,10 +66,33 @@ ARCHIVES = {
 def base_url(override: str | None = None) -> str:
     """``override``, else ``$THINLAB_DOWNLOAD_URL``, else the official bucket; always ends with ``/``.
 
+    Not checked here (``source="auto"`` reports a bad one as its reason to fall back); :func:`download`
+    checks it with :func:`check_base_url`.
+
     Taught in: 00_speech_commands
     """
-    url = override or os.environ.get("THINLAB_DOWNLOAD_URL") or DEFAULT_BASE_URL
+    url = (override or os.environ.get("THINLAB_DOWNLOAD_URL") or DEFAULT_BASE_URL).strip()
     return url if url.endswith("/") else url + "/"
+
+
+def check_base_url(override=None) -> str:
+    """:func:`base_url`, refused with a clear error unless it is an http(s) URL with a host.
+
+    Taught in: 00_speech_commands
+    """
+    if override is not None and not isinstance(override, str):
+        raise DataTypeError(f"url={override!r} ({type(override).__name__}) must be a string such as "
+                            f"{DEFAULT_BASE_URL!r}")
+    url = base_url(override)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        if override:
+            name, fix = "url", "pass"
+        else:
+            name, fix = "THINLAB_DOWNLOAD_URL", "unset THINLAB_DOWNLOAD_URL or set it to"
+        raise DataError(f"{name}={url.rstrip('/')!r} is not an http(s) URL; {fix} the base URL of a mirror, such as "
+                        f"{DEFAULT_BASE_URL!r} (the archive's file name is appended).")
+    return url
 
 
 def sha256_file(path, *, progress: bool = False) -> str:
@@ -127,6 +153,9 @@ def fetch(url: str, part, *, size: int, progress: bool = True, timeout: float = 
     except (urllib.error.URLError, OSError) as exc:
         raise DownloadError(f"could not reach {url} ({getattr(exc, 'reason', exc)}); check the network or set "
                             "THINLAB_DOWNLOAD_URL to a mirror, then run the same command again.") from exc
+    except (ValueError, http.client.HTTPException) as exc:  # http.client.InvalidURL: a bad host or port
+        raise DownloadError(f"cannot request {url} ({exc}); check the URL (--url or THINLAB_DOWNLOAD_URL), then run "
+                            "the same command again.") from exc
     with resp:
         mode = "ab"
         if have and resp.status != 206:  # the server ignored Range: start over
@@ -176,6 +205,16 @@ def verify(path, spec: Archive, *, progress: bool = True) -> None:
 def _check_words(words, spec: Archive):
     if words is None:
         return None
+    if not isinstance(words, str):
+        try:
+            words = list(words)
+        except TypeError:
+            raise DataTypeError(f"words={words!r} ({type(words).__name__}) must be a list of words such as "
+                                "['yes', 'no'] (or the string 'yes,no')") from None
+        bad = [w for w in words if not isinstance(w, str)]
+        if bad:
+            raise DataTypeError(f"words holds {bad[0]!r} ({type(bad[0]).__name__}), not a word; pass words such "
+                                "as ['yes', 'no']")
     words = sorted({w.strip().lower() for w in (words.split(",") if isinstance(words, str) else words)} - {""})
     bad = [w for w in words if not re.fullmatch(r"[a-z]+", w) or (spec.words is not None and w not in spec.words)]
     if bad or not words:
@@ -213,20 +252,37 @@ def download(which: str = "test-v2", *, words=None, dest=None, url: str | None =
 
     Taught in: 00_speech_commands
     """
-    if archive is None and which not in ARCHIVES:
-        raise DataError(f"which={which!r}: expected one of {list(ARCHIVES)} (test-v2 = 112 MB test set).")
+    if archive is None and (not isinstance(which, str) or which not in ARCHIVES):
+        raise (DataError if isinstance(which, str) else DataTypeError)(
+            f"which={which!r}: expected one of {list(ARCHIVES)} (test-v2 = 112 MB test set).")
+    if archive is not None and not isinstance(archive, Archive):
+        raise DataTypeError(f"archive={archive!r} is not an Archive; pass thinlab.data.Archive(...) or leave it None")
     spec = archive or ARCHIVES[which]
     words = _check_words(words, spec)
-    dest = Path(dest) if dest is not None else downloaded_dir(which)
+    progress, verbose, keep_archive = (check_bool(v, name=k, errors=ERRORS) for k, v in
+                                       (("progress", progress), ("verbose", verbose), ("keep_archive", keep_archive)))
+    retries = check_int(retries, name="retries", low=0, high=100, errors=ERRORS,
+                        hint="pass how many times to resume an interrupted transfer, e.g. 2")
+    timeout = check_real(timeout, name="timeout", low=0.0, high=3600.0, low_open=True, errors=ERRORS,
+                         hint="pass seconds to wait for the server, e.g. 60.0")
+    full_url = check_base_url(url) + spec.filename  # a bad URL fails now, not after gigabytes
+    dest = check_path(dest, name="dest", errors=ERRORS) if dest is not None else downloaded_dir(which)
     check_replaceable(dest)  # before downloading gigabytes
-    old = read_marker(dest)
+    old = read_marker(dest, verify=False)
     if old and old.get("sha256") == spec.sha256 and old.get("archive") == spec.filename:
-        if old.get("words") is None or (words is not None and set(words) <= set(old["words"])):
+        gone = marker_problems(dest, old)
+        old_words = old.get("words")
+        if not isinstance(old_words, list) or not all(isinstance(w, str) for w in old_words):
+            old_words = None
+        if gone:
+            if verbose:
+                print(f"{spec.filename}: {dest} is incomplete ({'; '.join(gone[:3])}); extracting again.")
+        elif old_words is None or (words is not None and set(words) <= set(old_words)):
             if verbose:
                 print(f"{spec.filename}: already extracted in {dest}; nothing to do.")
             return dest
-        if words is not None:
-            words = sorted(set(words) | set(old["words"]))
+        if words is not None:  # keep every word extracted before (all of them when the marker says so)
+            words = None if old_words is None else sorted(set(words) | set(old_words))
     arc = cache_root() / "downloads" / spec.filename
     if arc.exists():
         try:
@@ -237,7 +293,6 @@ def download(which: str = "test-v2", *, words=None, dest=None, url: str | None =
                 print(f"{exc} Removed it; downloading again.")
     if not arc.exists():
         part = arc.with_name(arc.name + ".part")
-        full_url = base_url(url) + spec.filename
         for attempt in range(retries + 1):
             try:
                 fetch(full_url, part, size=spec.size, progress=progress, timeout=timeout)

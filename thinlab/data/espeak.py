@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from thinlab._io import sweep_orphans, temp_prefix
+from thinlab._validate import _is_int
+
 from ._io import DataError
 
 #: English voices (file names) with distinct accents; en-Shaw is left out: it reads Latin text as ``en``
@@ -49,7 +52,8 @@ def _library() -> tuple:
         except ImportError as exc:
             raise SynthError("offline synthesis needs the espeakng-loader wheel (libespeak-ng + its data); "
                              "install it with `pip install espeakng-loader`.") from exc
-        folder = Path(tempfile.mkdtemp(prefix="thinlab-espeak-"))
+        sweep_orphans(tempfile.gettempdir())  # private copies left by killed processes
+        folder = Path(tempfile.mkdtemp(prefix=temp_prefix("thinlab-espeak")))
         atexit.register(shutil.rmtree, folder, True)
         private = folder / "libespeak-ng-thinlab.so"
         shutil.copyfile(espeakng_loader.get_library_path(), private)
@@ -74,6 +78,8 @@ class Session:
     """
 
     def __init__(self, *, seed: int = 0):
+        if not _is_int(seed):
+            raise SynthError(f"seed={seed!r} must be an integer, not a {type(seed).__name__}; pass e.g. seed=0")
         self.seed = int(seed) % 2**31
         self.lib = None
 
@@ -135,6 +141,13 @@ class Session:
         """
         if self.lib is None:
             raise SynthError("Session.speak called outside `with Session() as s:`; open the session first.")
+        if not isinstance(text, str) or not text.strip():
+            raise SynthError(f"text={text!r}: expected a non-empty string to speak, e.g. 'yes'")
+        if not isinstance(voice, str):
+            raise SynthError(f"voice={voice!r} must be a string such as 'en-us' or 'en-us+f2'")
+        if not _is_int(rate) or not _is_int(pitch):
+            raise SynthError(f"rate={rate!r}, pitch={pitch!r}: expected whole numbers, rate in 80…450 words/min and "
+                             "pitch in 0…99.")
         base, _, variant = voice.partition("+")
         if variant and variant not in self.variants:
             raise SynthError(f"espeak-ng has no voice variant {variant!r} (in {voice!r}); use one of "

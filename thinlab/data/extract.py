@@ -18,8 +18,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from thinlab._io import temp_dir_beside
+from thinlab._validate import check_bool, check_names, check_path
 
-from ._io import ArchiveError, UnsafeArchiveError, check_replaceable, swap_into_place
+from ._io import ERRORS, ArchiveError, DataTypeError, UnsafeArchiveError, check_replaceable, swap_into_place
 from .layout import BACKGROUND
 
 ROOT_FILES = ("validation_list.txt", "testing_list.txt", "LICENSE", "README.md")
@@ -79,14 +80,20 @@ def extract_archive(archive, dest, *, words=None, always=(BACKGROUND,), progress
     """
     from tqdm.auto import tqdm
 
-    archive, dest = Path(archive), Path(dest)
+    archive, dest = check_path(archive, name="archive", errors=ERRORS), check_path(dest, name="dest", errors=ERRORS)
+    if words is not None:
+        words = check_names(words, name="words", example=["yes", "no"], errors=ERRORS)
+    always = check_names(always, name="always", example=[BACKGROUND], errors=ERRORS, allow_empty=True)
+    progress = check_bool(progress, name="progress", errors=ERRORS)
+    if marker is not None and not isinstance(marker, dict):
+        raise DataTypeError(f"marker={marker!r} must be a dict of facts to record (or None)")
     check_replaceable(dest)
     if not archive.is_file():
         raise ArchiveError(f"archive {archive} does not exist; expected a .tar.gz. Download it with "
                            "`python -m thinlab.data download test-v2` (or v1 / v2).")
     want = None if words is None else set(words)
     tmp = temp_dir_beside(dest)
-    found, n = set(), 0
+    found, n, clips = set(), 0, 0
     try:
         try:
             # tarfile "r|" over gzip.GzipFile: GzipFile checks the CRC / length trailer, "r|gz" does not
@@ -110,6 +117,7 @@ def extract_archive(archive, dest, *, words=None, always=(BACKGROUND,), progress
                         shutil.copyfileobj(src, out, 1 << 20)
                     found.add(top)
                     n += 1
+                    clips += len(parts) == 2 and not top.startswith((".", "_")) and name.lower().endswith(".wav")
                     bar.update(1)
                 while gz.read(1 << 20):  # read to the end so GzipFile verifies the CRC and length
                     pass
@@ -117,9 +125,10 @@ def extract_archive(archive, dest, *, words=None, always=(BACKGROUND,), progress
             raise ArchiveError(f"{archive} is corrupt or truncated ({type(exc).__name__}: {exc}); nothing was "
                                "extracted. Delete it and download again.") from exc
         missing = sorted((want or set()) - found)
-        if missing or n == 0:
-            raise ArchiveError(f"{archive} holds no clips of {missing or 'any word'} (found {sorted(found)}); "
-                               "check the word names or the archive.")
+        if missing or clips == 0:
+            raise ArchiveError(f"{archive} holds no clips of {missing or 'any word'} (found {sorted(found) or 'nothing'}"
+                               "; expected <word>/<speaker>_nohash_<n>.wav members); check the word names, or "
+                               "delete the archive and download the right one.")
         return swap_into_place(tmp, dest, dict(marker or {}, words=None if want is None else sorted(want),
                                                files=n))
     finally:

@@ -22,7 +22,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._io import DataError
+from thinlab._validate import check_path
+
+from ._io import ERRORS, DataError
 
 BACKGROUND, UNKNOWN, SILENCE = "_background_noise_", "_unknown_", "_silence_"
 #: the ten keywords of the standard task, in class-id order
@@ -88,14 +90,19 @@ def _is_wav(name: str) -> bool:
 
 
 def _read_list(path: Path) -> set:
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read the list file {path} ({exc.strerror or exc}); check its permissions, or delete "
+                        "it to split by the speaker-hash rule instead.") from exc
     names = (ln.strip() for ln in lines)
     return {n[2:] if n.startswith("./") else n for n in names if n}
 
 
 def _find_lists(root: Path, present: set) -> tuple:
     """Lists at the root, else the ``lists/<version>/`` pair naming the most present clips."""
-    candidates = [root] + sorted(p for p in (root / "lists").glob("*") if p.is_dir())
+    lists = root / "lists"
+    candidates = [root] + ([Path(e.path) for e in _entries(lists) if _is_dir(e)] if _is_dir(lists) else [])
     best, best_hits, where = None, -1, ""
     for d in candidates:
         if not any((d / f).is_file() for f in LIST_FILES.values()):
@@ -130,7 +137,7 @@ def scan(root) -> Folder:
 
     Taught in: 00_speech_commands
     """
-    root = Path(root).expanduser()
+    root = check_path(root, name="root", errors=ERRORS).expanduser()
     if not root.exists():
         raise DataError(f"data folder {root} does not exist; expected a Speech Commands folder "
                         "(<word>/<speaker>_nohash_<n>.wav). Run `make data`, or use source='synthetic'.")
@@ -138,10 +145,10 @@ def scan(root) -> Folder:
         raise DataError(f"data source {root} is a file, expected a folder of <word>/ folders; "
                         "if it is an archive, use thinlab.data.extract_archive or `make data`.")
     found = Folder(root=root)
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if not entry.is_dir() or entry.name.startswith("."):
+    for entry in _entries(root):
+        if entry.name.startswith(".") or not _is_dir(entry):
             continue
-        names = sorted(n for n in os.listdir(entry.path) if _is_wav(n))
+        names = sorted(n for n in _listdir(entry) if _is_wav(n))
         if entry.name == BACKGROUND:
             found.background = [f"{BACKGROUND}/{n}" for n in names]
             continue
@@ -151,9 +158,44 @@ def scan(root) -> Folder:
                 word = _NOHASH.sub("", n).split("_", 1)[0]
             found.clips.append(Clip(f"{entry.name}/{n}", word, speaker_of(n, folder=entry.name), entry.name))
     if not found.clips:
-        subdirs = sorted(e.name for e in os.scandir(root) if e.is_dir())
+        subdirs = sorted(e.name for e in _entries(root) if _is_dir(e))
         raise DataError(f"data folder {root} holds no .wav clips in word folders (found folders: "
                         f"{subdirs or 'none'}); expected <word>/<speaker>_nohash_<n>.wav. Point to the "
                         "folder that contains yes/, no/, ... or run `make data`.")
     found.lists, found.lists_where = _find_lists(root, {c.rel for c in found.clips})
     return found
+
+
+def _unreadable(path, exc: OSError) -> DataError:
+    why = exc.strerror or str(exc)
+    if getattr(exc, "errno", None) == 40 or "symbolic links" in why:  # ELOOP
+        fix = "a symbolic link that points back at itself: remove it or point it at a real folder"
+    elif isinstance(exc, PermissionError):
+        fix = f"no permission: chmod a+rx '{path}' or move it out of the data folder"
+    else:
+        fix = "remove it from the data folder or fix it"
+    return DataError(f"cannot read {path} ({why}); {fix}.")
+
+
+def _entries(folder) -> list:
+    """The entries of ``folder`` sorted by name; an unreadable folder is a :class:`DataError`."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise _unreadable(folder, exc) from exc
+
+
+def _is_dir(entry) -> bool:
+    """``entry.is_dir()`` (following links), where a looping or unreadable link is a :class:`DataError`."""
+    try:
+        return entry.is_dir() if isinstance(entry, os.DirEntry) else Path(entry).is_dir()
+    except OSError as exc:
+        raise _unreadable(getattr(entry, "path", entry), exc) from exc
+
+
+def _listdir(entry) -> list:
+    try:
+        return os.listdir(entry.path)
+    except OSError as exc:
+        raise _unreadable(entry.path, exc) from exc

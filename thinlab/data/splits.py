@@ -26,11 +26,29 @@ import os
 import re
 from collections import Counter
 
-from ._io import DataError
+from thinlab._validate import check_int, check_real
+
+from ._io import ERRORS, DataError, DataTypeError
 
 MAX_NUM_WAVS_PER_CLASS = 2 ** 27 - 1  # the constant of TensorFlow's input_data.py
 SPLITS = ("training", "validation", "testing")
 MODES = ("speaker", "official", "hash", "rank", "random")
+
+
+def check_percentages(validation_percentage, testing_percentage) -> tuple:
+    """Both percentages as floats > 0 with a sum below 100, or a clear error.
+
+    Taught in: 00_speech_commands
+    """
+    hint = "pass a percentage of the speakers, e.g. 10.0 (the data set uses 10/10)"
+    vp = check_real(validation_percentage, name="validation_percentage", low=0.0, high=100.0, low_open=True,
+                    high_open=True, hint=hint, errors=ERRORS)
+    tp = check_real(testing_percentage, name="testing_percentage", low=0.0, high=100.0, low_open=True,
+                    high_open=True, hint=hint, errors=ERRORS)
+    if vp + tp >= 100:
+        raise DataError(f"validation/testing percentages {vp}/{tp} must be > 0 with a sum below 100 "
+                        "(the data set uses 10/10); lower them so training keeps some speakers.")
+    return vp, tp
 
 
 def hash_percentage(name: str) -> float:
@@ -57,6 +75,10 @@ def which_set(filename: str, validation_percentage: float = 10.0, testing_percen
 
     Taught in: 00_speech_commands
     """
+    if not isinstance(filename, (str, os.PathLike)):
+        raise DataTypeError(f"filename={filename!r} ({type(filename).__name__}) is not a path; pass a clip path such "
+                            "as 'yes/3b4f8f24_nohash_1.wav'")
+    validation_percentage, testing_percentage = check_percentages(validation_percentage, testing_percentage)
     p = hash_percentage(re.sub(r"_nohash_.*$", "", os.path.basename(filename)))
     if p < validation_percentage:
         return "validation"
@@ -153,13 +175,15 @@ def split_clips(folder, clips, labels, *, mode: str = "speaker", validation_perc
 
     Taught in: 00_speech_commands
     """
-    if mode not in MODES:
-        raise DataError(f"split={mode!r} is not a split mode; use one of {MODES} ('speaker' is the default).")
-    vp, tp = float(validation_percentage), float(testing_percentage)
-    if not (0 < vp and 0 < tp and vp + tp < 100):
-        raise DataError(f"validation/testing percentages {vp}/{tp} must be > 0 with a sum below 100 "
-                        "(the data set uses 10/10).")
-    labels = list(labels)
+    if not isinstance(mode, str) or mode not in MODES:
+        raise (DataError if isinstance(mode, str) else DataTypeError)(
+            f"split={mode!r} is not a split mode; use one of {MODES} ('speaker' is the default).")
+    vp, tp = check_percentages(validation_percentage, testing_percentage)
+    seed = check_int(seed, name="seed", low=0, hint="pass a whole number ≥ 0, e.g. seed=0", errors=ERRORS)
+    labels, clips = list(labels), list(clips)
+    if len(labels) != len(clips):
+        raise DataError(f"split_clips got {len(clips)} clips but {len(labels)} labels; pass one label per clip "
+                        "(plan_task does)")
     if mode == "random":
         return (_random_rule(clips, labels, vp, tp, seed),
                 f"random file-level split ({vp:g}% / {tp:g}% per class, seed {seed}): NOT speaker-disjoint",

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from thinlab._io import cache_root, temp_dir_beside
+from thinlab._validate import _is_int, check_bool, check_int, check_names, check_path, check_real
 
-from ._io import DataError, check_replaceable, read_marker, swap_into_place
+from ._io import ERRORS, DataError, DataTypeError, check_replaceable, read_marker, swap_into_place
 from .audio import SAMPLE_RATE, mix_noise, pcm16_wav_bytes
 from .espeak import ENGLISH_VOICES, Session
 from .layout import BACKGROUND, WORDS10
@@ -64,15 +65,25 @@ def synth_params(*, n_speakers: int = 160, words=None, seed: int = 0, background
 
     Taught in: 00_speech_commands
     """
-    words = list(words) if words is not None else list(WORDS10 + UNKNOWN_WORDS)
-    if not 3 <= int(n_speakers) <= len(speaker_grid()):
-        raise DataError(f"n_speakers={n_speakers}: expected 3 … {len(speaker_grid())} synthetic speakers "
+    words = list(WORDS10 + UNKNOWN_WORDS) if words is None else \
+        check_names(words, name="words", example=["yes", "no"], errors=ERRORS, allow_empty=True)
+    n_grid = len(ENGLISH_VOICES) * len(VARIANTS) * len(PITCHES) * len(RATES)
+    if not _is_int(n_speakers):
+        raise DataTypeError(f"n_speakers={n_speakers!r} must be an integer, not a {type(n_speakers).__name__}; "
+                            "pass e.g. n_speakers=160")
+    if not 3 <= int(n_speakers) <= n_grid:
+        raise DataError(f"n_speakers={n_speakers}: expected 3 … {n_grid} synthetic speakers "
                         "(at least 3 so a speaker-disjoint split exists).")
     bad = [w for w in words if not w.isalpha() or w.startswith("_")]
     if bad or not words:
         raise DataError(f"words={words}: expected plain words such as 'yes' (got {bad or 'none'}).")
-    return {"version": SYNTH_VERSION, "n_speakers": int(n_speakers), "words": words, "seed": int(seed),
-            "background_seconds": float(background_seconds), "sample_rate": SAMPLE_RATE}
+    seed = check_int(seed, name="seed", low=0, high=2**32 - 1, hint="pass a whole number ≥ 0, e.g. seed=0",
+                     errors=ERRORS)
+    background_seconds = check_real(background_seconds, name="background_seconds", low=2.0, high=600.0,
+                                    hint="pass the length of each noise recording in seconds, e.g. 30.0",
+                                    errors=ERRORS)
+    return {"version": SYNTH_VERSION, "n_speakers": int(n_speakers), "words": words, "seed": seed,
+            "background_seconds": background_seconds, "sample_rate": SAMPLE_RATE}
 
 
 def synthetic_dir(**params) -> Path:
@@ -194,7 +205,9 @@ def synthesize(dest=None, *, n_speakers: int = 160, words=None, seed: int = 0, b
     from tqdm.auto import tqdm
 
     params = synth_params(n_speakers=n_speakers, words=words, seed=seed, background_seconds=background_seconds)
-    dest = Path(dest) if dest is not None else synthetic_dir(n_speakers=n_speakers, words=words, seed=seed,
+    progress, verbose, force = (check_bool(v, name=k, errors=ERRORS) for k, v in
+                                (("progress", progress), ("verbose", verbose), ("force", force)))
+    dest = check_path(dest, name="dest", errors=ERRORS) if dest is not None else synthetic_dir(n_speakers=n_speakers, words=words, seed=seed,
                                                                background_seconds=background_seconds)
     marker = read_marker(dest)
     if not force and marker and marker.get("params") == params:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._io import DataError
-from .layout import BACKGROUND, SILENCE, UNKNOWN, WORDS10, Clip
-from .splits import SPLITS, split_clips, which_set
+from thinlab._validate import check_int, check_names
+
+from ._io import ERRORS, DataError, DataTypeError, read_marker
+from .layout import BACKGROUND, SILENCE, UNKNOWN, WORDS10, Clip, Folder
+from .splits import SPLITS, check_percentages, split_clips, which_set
 
 TASKS = ("10words", "12class")
 
@@ -35,6 +37,37 @@ class Plan:
     rule: str = ""
     speaker_disjoint: bool = True
     notes: list = field(default_factory=list)
+
+
+def check_words(words) -> list:
+    """``words`` as a list of distinct plain word-folder names (a string such as ``"yes,no"`` is refused).
+
+    Taught in: 00_speech_commands
+    """
+    words = check_names(words, name="words", example=["yes", "no"], errors=ERRORS)
+    bad = [w for w in words if not w or w.startswith((".", "_")) or "/" in w or "\\" in w or w != w.strip()]
+    if bad:
+        raise DataError(f"words={words!r}: {bad} are not word-folder names; pass plain words such as 'yes' "
+                        f"(the classes {UNKNOWN!r} and {SILENCE!r} come with task='12class').")
+    return words
+
+
+def _how_to_get(root, missing, words) -> str:
+    """The repair advice for missing keyword folders, naming the archive this folder came from."""
+    from .downloader import ARCHIVES
+
+    marker = read_marker(root, verify=False) or {}
+    which = marker.get("which") if marker.get("kind") == "download" else None
+    if marker.get("kind") == "synthetic":
+        return (f"this synthetic set was made without them: synthesize one with "
+                f"thinlab.data.synthesize(words={sorted(set(words) | set(marker.get('params', {}).get('words', [])))})")
+    if which in ARCHIVES:
+        spec = ARCHIVES[which]
+        if spec.words is None or set(missing) <= set(spec.words):
+            return f"extract them (python -m thinlab.data download {which} --words {','.join(missing)})"
+        return (f"the {which} archive has no {sorted(set(missing) - set(spec.words))}: download the full set "
+                f"(python -m thinlab.data download v2 --words {','.join(words)}, 2.4 GB)")
+    return f"download them (python -m thinlab.data download v2 --words {','.join(words)})"
 
 
 def _by_rank(items, seed, key=lambda x: x):
@@ -93,9 +126,17 @@ def plan_task(folder, *, task: str = "10words", split: str = "speaker", seed: in
 
     Taught in: 00_speech_commands
     """
-    if task not in TASKS:
-        raise DataError(f"task={task!r} is unknown; use '10words' or '12class'.")
-    words = list(words)
+    if not isinstance(task, str) or task not in TASKS:
+        raise (DataError if isinstance(task, str) else DataTypeError)(
+            f"task={task!r} is unknown; use '10words' or '12class'.")
+    if not isinstance(folder, Folder):
+        raise DataTypeError(f"folder={folder!r} is not a scanned Folder; pass thinlab.data.scan(path)")
+    words = check_words(words)
+    validation_percentage, testing_percentage = check_percentages(validation_percentage, testing_percentage)
+    seed = check_int(seed, name="seed", low=0, hint="pass a whole number ≥ 0, e.g. seed=0", errors=ERRORS)
+    if max_per_class is not None:
+        max_per_class = check_int(max_per_class, name="max_per_class", low=1, errors=ERRORS,
+                                  hint="pass how many clips per class to keep in each split, or None for all")
     labels = words + ([UNKNOWN, SILENCE] if task == "12class" else [])
     have = set(folder.words)
     missing = [w for w in words if w not in have]
@@ -103,12 +144,9 @@ def plan_task(folder, *, task: str = "10words", split: str = "speaker", seed: in
         raise DataError(f"{folder.root} has none of the keywords {words}; its word folders are "
                         f"{folder.words or 'none'}. Point to a Speech Commands folder, or run `make data`.")
     if missing:
-        raise DataError(f"{folder.root} lacks the keyword folders {missing} (found {sorted(have)}); download them "
-                        f"(python -m thinlab.data download v2 --words {','.join(words)}) or pass "
-                        f"words={[w for w in words if w in have]}.")
+        raise DataError(f"{folder.root} lacks the keyword folders {missing} (found {sorted(have)}); "
+                        f"{_how_to_get(folder.root, missing, words)} or pass words={[w for w in words if w in have]}.")
     cid = {w: i for i, w in enumerate(labels)}
-    if max_per_class is not None and int(max_per_class) < 1:
-        raise DataError(f"max_per_class={max_per_class} must be ≥ 1 (or None for all clips).")
     pool = [c for c in folder.clips if c.folder in words]
     if task == "12class":
         unknown = [c for c in folder.clips
@@ -147,7 +185,7 @@ def plan_task(folder, *, task: str = "10words", split: str = "speaker", seed: in
         rows = []
         for lab, clips in per[s].items():
             if max_per_class is not None:
-                clips = _by_rank(clips, seed, key=lambda c: c.rel)[:int(max_per_class)]
+                clips = _by_rank(clips, seed, key=lambda c: c.rel)[:max_per_class]
             rows += [(c.rel, lab, c.speaker) for c in clips]
         plan.rows[s] = sorted(rows, key=lambda r: (r[1], r[0]))
     return plan

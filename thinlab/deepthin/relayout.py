@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab._validate import check_count, check_matrix
+from thinlab._validate import _is_int, _is_real, check_count, check_finite, check_matrix
 
 
 def _check_room(m: int, n: int, Q: int, R: int) -> None:
@@ -23,6 +23,10 @@ def _checked_factors(Xf, Wf, Q, R) -> tuple[np.ndarray, np.ndarray, int, int]:
     """``(Xf, Wf, Q, R)`` checked: two float32 matrices whose inner sizes match, and the shape of W."""
     Xf = check_matrix("Xf", Xf)
     Wf = check_matrix("Wf", Wf, shape=(Xf.shape[1], None))
+    bound = float(np.abs(Xf).max(initial=0.0)) * float(np.abs(Wf).max(initial=0.0)) * Xf.shape[1]
+    if bound > float(np.finfo(np.float32).max):  # |W_aux| ≤ r·max|Xf|·max|Wf|: refuse what could overflow to inf
+        raise ValueError(f"Xf and Wf are too large: X^f·W^f may reach r·max|Xf|·max|Wf| = {bound:.3g}, beyond "
+                         f"float32's {np.finfo(np.float32).max:.3g}; rescale the factors (e.g. init_factors)")
     return Xf, Wf, check_count("Q", Q), check_count("R", R)
 
 
@@ -65,7 +69,8 @@ def relayout(W_aux, *, Q: int, R: int) -> np.ndarray:
     """
     W_aux = np.asarray(W_aux)
     if W_aux.ndim != 2:
-        raise ValueError(f"W_aux must be 2-D (m, n), got shape {W_aux.shape}")
+        raise ValueError(f"W_aux must be 2-D (m, n), got shape {W_aux.shape}; pass Xf @ Wf")
+    check_finite(W_aux, name="W_aux")  # the kernels' NaN / inf policy
     Q, R = check_count("Q", Q), check_count("R", R)
     _check_room(*W_aux.shape, Q, R)
     flat = W_aux.reshape(-1)[: Q * R]                  # (m, n) → (m·n,) → first Q·R
@@ -97,7 +102,9 @@ def unrelayout(W, *, m: int, n: int, perm=None) -> np.ndarray:
     """
     W = np.asarray(W)
     if W.ndim != 2:
-        raise ValueError(f"W must be 2-D (Q, R), got shape {W.shape}")
+        raise ValueError(f"W must be 2-D (Q, R), got shape {W.shape}; transpose a torch Linear.weight (out, in) to "
+                         "(in, out) first")
+    check_finite(W, name="W")  # the kernels' NaN / inf policy
     m, n = check_count("m", m), check_count("n", n)
     Q, R = W.shape
     _check_room(m, n, Q, R)
@@ -209,6 +216,10 @@ def init_factors(m: int, n: int, r: int, *, target_std: float, rng) -> tuple[np.
     Taught in: 03_deepthin
     """
     m, n, r = check_count("m", m), check_count("n", n), check_count("r", r)
+    if not _is_real(target_std):
+        raise TypeError(f"target_std={target_std!r} must be a real number, e.g. glorot_std(Q, R) or he_std(Q)")
+    if not (rng is None or isinstance(rng, np.random.Generator) or _is_int(rng)):
+        raise TypeError(f"rng={rng!r} must be a numpy Generator or an int seed, e.g. np.random.default_rng(0)")
     if not np.isfinite(target_std) or target_std <= 0:
         raise ValueError(f"target_std={target_std} must be a positive finite number, "
                          f"e.g. glorot_std(Q, R) or he_std(Q)")

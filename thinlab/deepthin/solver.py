@@ -245,6 +245,12 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
         rank = check_count("rank", rank)
         if rank > r_max:
             need = ceil_sig((rank * s_min * item + header) / dense)
+            if need > 1:  # no size_fraction ≤ 1 holds this rank: say so instead of advising one above 1
+                r_top = (math.floor(dense + 1e-6) - header) // (item * s_min)
+                raise ValueError(f"rank={rank} does not fit W of shape ({Q}, {R}) at any size_fraction ≤ 1: its "
+                                 f"factors would take more bytes than the dense layer (the largest rank that fits at "
+                                 f"size_fraction=1 is {r_top}, at size_fraction={alpha:.2g} it is {r_max}); use "
+                                 f"rank ≤ {r_max}, or rank=None for the largest that fits")
             raise ValueError(f"rank={rank} does not fit size_fraction={alpha:.2g} for W of shape ({Q}, {R}): "
                              f"the largest rank that fits is {r_max}; use rank ≤ {r_max} "
                              f"or size_fraction ≥ {need:.2g}")

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 def device_of(model):
     """The device of ``model``'s first parameter or buffer (CPU when it has neither)."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    import torch
-    return torch.device("cpu")
+    from thinlab.train import model_device
+
+    return model_device(model)
 
 
 def plain_step(model, xb, yb, opt, loss_fn):

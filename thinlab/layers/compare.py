@@ -103,8 +103,11 @@ def _csr_nnz(shape, budget: float) -> int:
     return lo
 
 
-def plan(method: str, shapes: dict, *, size_fraction: float) -> dict:
+def plan(method: str, shapes: dict, *, size_fraction: float, rank=None) -> dict:
     """A method's layout for the layers ``shapes`` (name → (Q, R)) at ``size_fraction`` of their bytes.
+
+    ``rank`` (DeepThin methods only) is :func:`thinlab.deepthin.plan_network`'s: None for the
+    library default (the paper's r = 1), ``"max"`` for the largest rank that fits, or an int cap.
 
     Returns
     -------
@@ -115,11 +118,14 @@ def plan(method: str, shapes: dict, *, size_fraction: float) -> dict:
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {METHODS}")
+    if rank is not None and not method.startswith("deepthin"):
+        raise ValueError(f"rank={rank!r} applies to the DeepThin methods only, not method={method!r}; leave it None")
     dense = sum(4 * q * r for q, r in shapes.values())
     if method == "dense":
         return {"bytes": dense, "size_fraction": 1.0, "detail": {}}
     if method.startswith("deepthin"):
-        p = deepthin.plan_network(shapes, size_fraction=size_fraction, shuffled=method == "deepthin_shuffled")
+        p = deepthin.plan_network(shapes, size_fraction=size_fraction, shuffled=method == "deepthin_shuffled",
+                                  rank=rank)
         detail = {k: {"m": s.m, "n": s.n, "r": s.r, "gcd": s.gcd} for k, s in p.layers.items()}
         nbytes = p.total_bytes
     elif method == "lowrank":
@@ -181,9 +187,39 @@ def _eval_arrays(ds, splits):
     return X, y
 
 
+def train_subset(n_train: int, max_train: int | None) -> np.ndarray | None:
+    """Sorted indices of the training clips a run may use: all (``None``) when ``max_train`` is ``None``
+    or ≥ ``n_train``, else a fixed random ``max_train`` of them, the same for every method and seed (so a
+    comparison stays paired) and sorted (so a memory-mapped set is read in file order).
+
+    Taught in: 03_deepthin
+    """
+    if max_train is None:
+        return None
+    if isinstance(max_train, bool) or not isinstance(max_train, (int, np.integer)) or max_train < 1:
+        raise ValueError(f"max_train={max_train!r} must be a whole number ≥ 1 (clips per training run), or None "
+                         "for the whole training split")
+    if max_train >= n_train:
+        return None
+    return np.sort(np.random.default_rng(0).choice(n_train, size=int(max_train), replace=False))
+
+
+def _capped(ds, keep):
+    """``ds`` with its training split cut to rows ``keep`` (read into memory, float32)."""
+    import copy
+
+    out = copy.copy(ds)
+    out.X_train = np.asarray(ds.X_train[keep], dtype=np.float32)
+    for name in ("y_train", "speakers_train", "files_train"):
+        if hasattr(ds, name):
+            setattr(out, name, np.asarray(getattr(ds, name))[keep])
+    return out
+
+
 def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int = 0, epochs: int = 20,
                      model: str = "dnn", model_kwargs: dict | None = None, lr: float = 3e-3, batch_size: int = 64,
-                     eval_splits=("test",), keep_model: bool = False, progress: bool = False, device=None) -> dict:
+                     eval_splits=("test",), keep_model: bool = False, progress: bool = False, device=None,
+                     max_train: int | None = None, rank=None) -> dict:
     """Train ``model`` from scratch with ``method`` at ``size_fraction`` of its hidden layers' bytes.
 
     Parameters
@@ -196,12 +232,17 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
     eval_splits : splits scored together (e.g. ``("val", "test")`` when nothing is chosen on val)
     keep_model : also return the trained model under ``"model"``
     device : where to train and evaluate (see :func:`thinlab.train.resolve_device`; ``None``: the CPU)
+    max_train : at most this many training clips per run (:func:`train_subset`: a fixed random subset,
+        the same for every method and seed); ``None`` (default) trains on the whole split. On the full
+        data sets it keeps a many-run comparison within reach of a 2-core machine.
+    rank : DeepThin methods only: None (the library default, r = 1), ``"max"`` (the largest rank that
+        fits each layer) or an int cap, see :func:`thinlab.deepthin.plan_network`
 
     Returns
     -------
     dict with ``method``, ``size_fraction`` (asked), ``achieved_fraction``, ``seed``, ``acc`` (on the
     eval splits), ``n_eval``, ``bytes`` (the hidden weights as stored), ``total_bytes`` (every
-    stored tensor), ``seconds``, ``detail`` (see :func:`plan`).
+    stored tensor), ``seconds``, ``detail`` (see :func:`plan`), ``n_train`` (training clips used).
 
     Taught in: 03_deepthin
     """
@@ -209,8 +250,13 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         raise ValueError(f"method={method!r}; choose one of {METHODS}")
     if model != "dnn":
         raise ValueError(f"model={model!r}: the comparison compresses the hidden layers of the 'dnn'")
+    if rank is not None and not method.startswith("deepthin"):
+        raise ValueError(f"rank={rank!r} applies to the DeepThin methods only, not method={method!r}; leave it None")
     kw = dict(model_kwargs or {})
-    n_classes, (_, n_frames, n_mels) = len(ds.labels), np.asarray(ds.X_train).shape
+    keep = train_subset(len(ds.y_train), max_train)
+    if keep is not None:
+        ds = _capped(ds, keep)
+    n_classes, (_, n_frames, n_mels) = len(ds.labels), np.shape(ds.X_train)  # .shape: no read of a memory map
     t_start = time.perf_counter()
     if method == "dense":
         net, _ = train.baseline(model, ds, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
@@ -221,12 +267,18 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         train.seed_everything(seed)
         net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
         shapes = hidden_shapes(net)
-        layout = plan(method, shapes, size_fraction=size_fraction)
+        layout = plan(method, shapes, size_fraction=size_fraction, rank=rank)
         step_fn = finish = None
-        if method == "narrow":
-            kw["hidden"] = (layout["detail"]["width"],) * len(shapes)
+        if method == "narrow":                  # the same WHOLE-model bytes as the others: hidden budget + the rest
+            from thinlab.layers.lowrank_train import thin_dnn
+
+            dense_hidden = sum(4 * q * r for q, r in shapes.values())
+            whole = int(size_fraction * dense_hidden) + size_report(net).total_bytes - dense_hidden
             train.seed_everything(seed)
-            net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
+            net, width = thin_dnn(net, n_bytes=whole)
+            layout = dict(layout, detail={"width": width, "whole_model_budget": int(whole)})
+            layout["bytes"] = sum(4 * q * r for q, r in hidden_shapes(net).values())
+            layout["size_fraction"] = layout["bytes"] / sum(4 * q * r for q, r in shapes.values())
         elif method == "lowrank":
             for name, d in layout["detail"].items():                 # one rank per layer
                 net = compress(net, method="lowrank", rank=d["rank"], layers=[name], init="random", seed=seed)
@@ -239,8 +291,9 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
             steps = epochs * -(-len(ds.y_train) // batch_size)
             step_fn, finish = _gradual_step(mods, {k: d["nnz"] for k, d in layout["detail"].items()}, steps)
         else:
-            net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes), init="random",
-                           seed=seed)
+            with deepthin.network.rank_default(rank):                         # compress takes no DeepThin rank itself
+                net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes),
+                               init="random", seed=seed)
         train.fit(net, ds.X_train, ds.y_train, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                   step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}", device=device)
         if finish is not None:                                       # too few steps to reach the schedule's end
@@ -251,11 +304,15 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         raise RuntimeError(f"{method}: the trained model stores {stored:,} bytes in its hidden weights but the plan "
                            f"said {layout['bytes']:,}")
     X, y = _eval_arrays(ds, eval_splits)
-    acc = train.evaluate(net, X, y, n_classes=n_classes)["accuracy"]
+    hits = train.predict(net, X) == y                                  # per clip, for paired speaker-aware verdicts
+    acc = float(hits.mean())
     out = {"method": method, "size_fraction": 1.0 if method == "dense" else float(size_fraction),
            "achieved_fraction": layout["size_fraction"], "seed": int(seed), "acc": acc, "n_eval": int(len(y)),
+           "hits": hits, "speakers": np.concatenate([np.asarray(getattr(ds, f"speakers_{s}", [""] * len(getattr(ds, f"y_{s}"))))
+                                                     for s in eval_splits]).astype(str),
            "bytes": stored, "total_bytes": size_report(net).total_bytes,
-           "seconds": round(time.perf_counter() - t_start, 2), "detail": layout["detail"]}
+           "seconds": round(time.perf_counter() - t_start, 2), "detail": layout["detail"],
+           "n_train": int(len(ds.y_train))}
     if keep_model:
         out["model"] = net
     return out
@@ -301,4 +358,41 @@ def relative_improvement(summary, *, reference: str = "deepthin") -> list[dict]:
         out.append({"method": method, "size_fraction": frac, "factor": round(1 / frac),
                     "relative_improvement": (err - err_ref) / err if err > 0 else float("nan"),
                     "acc_diff": diff, "se": se, "verdict": verdict})
+    return out
+
+
+def paired_verdicts(runs, *, reference: str = "deepthin") -> list[dict]:
+    """Each method against ``reference`` at each size, judged on the same clips by a paired bootstrap
+    over speakers (:func:`thinlab.stats.paired_compare`), with per-clip correctness averaged over seeds.
+
+    ``runs``: rows of :func:`train_compressed` (each holds ``hits`` and ``speakers``). Every row has
+    ``method``, ``size_fraction``, ``factor``, ``relative_improvement`` (the paper's Table 1 measure,
+    from the seed means), ``acc_diff`` (reference − method), ``low`` / ``high`` (its 95 % paired
+    interval), ``n_seeds`` and ``verdict`` ("better" / "worse" for the reference, or "within noise").
+    Unlike :func:`relative_improvement`'s spread over seeds, this counts how few speakers the test
+    split has: a difference that rests on one voice is not evidence.
+
+    Taught in: 03_deepthin
+    """
+    from thinlab import stats
+
+    groups: dict = {}
+    for r in runs:
+        if "hits" not in r:
+            raise ValueError("paired_verdicts needs the per-clip 'hits' that train_compressed returns; rerun it")
+        groups.setdefault((r["method"], r["size_fraction"]), []).append(r)
+    out = []
+    for (method, frac), rs in groups.items():
+        ref = groups.get((reference, frac))
+        if method == reference or ref is None:
+            continue
+        spk = np.asarray(ref[0]["speakers"])
+        a = np.stack([np.asarray(r["hits"], dtype=float) for r in ref])
+        b = np.stack([np.asarray(r["hits"], dtype=float) for r in rs])
+        c = stats.paired_compare(a, b, spk, a=reference, b=method)
+        err, err_ref = 1 - c.acc_b, 1 - c.acc_a
+        out.append({"method": method, "size_fraction": frac, "factor": round(1 / frac),
+                    "relative_improvement": (err - err_ref) / err if err > 0 else float("nan"),
+                    "acc_diff": c.diff, "low": c.low, "high": c.high, "n_seeds": len(rs), "n_clips": c.n_clips,
+                    "n_speakers": c.n_speakers, "verdict": c.verdict})
     return out

@@ -17,16 +17,36 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import deepthin, hashednet, lowrank, prune
+from thinlab._validate import as_weight, check_choice, check_int, check_names, check_real
 from thinlab.layers._util import device_of
 from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared
 from thinlab.quant import kmeans_quantize
 from thinlab.size import LayerSize, SizeReport, dtype_bytes
 
 METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled", "hashed", "kmeans", "quant")
+#: methods sized by ``size_fraction`` (low rank may take ``rank`` instead)
+FRACTION_METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled", "hashed")
+#: methods sized by ``n_bits``
+BITS_METHODS = ("kmeans", "quant")
+#: methods whose stored tensors ``quant_bits`` may quantise too
+QUANT_BITS_METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled")
+
+
+def check_model(model, name: str = "model") -> nn.Module:
+    """``model`` if it is a ``torch.nn.Module``, else a ``TypeError`` that says how to get one.
+
+    Taught in: 01_pruning … 06_pipeline
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} is a {type(model).__name__}, not a torch.nn.Module; pass a model, e.g. "
+                        "thinlab.models.build_model('dnn', 10)")
+    return model
 
 
 def compressible_layers(model: nn.Module, *, kinds=(nn.Linear,), min_params: int = 0) -> list[str]:
     """Names of the modules of ``kinds`` with at least ``min_params`` weights (default: every Linear)."""
+    check_model(model)
+    min_params = check_int(min_params, name="min_params", low=0, hint="pass a number of weights, e.g. 1000")
     return [name for name, m in model.named_modules()
             if isinstance(m, kinds) and m.weight.numel() >= min_params and ".parametrizations" not in name]
 
@@ -113,17 +133,17 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
 
     Taught in: 01_pruning … 06_pipeline
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    needs_fraction = method in ("prune", "lowrank", "deepthin", "deepthin_shuffled", "hashed") and rank is None
-    if needs_fraction and (size_fraction is None or not 0 < size_fraction <= 1):
-        raise ValueError(f"size_fraction={size_fraction!r}: method={method!r} needs a size_fraction in (0, 1], "
-                         "e.g. 0.05 for a 20x smaller layer")
-    if init not in ("project", "random"):
-        raise ValueError(f"init={init!r}; choose 'project' or 'random'")
+    check_model(model)
+    size_fraction, n_bits, quant_bits, seed, storage, rank, init = _check_options(
+        method, size_fraction=size_fraction, n_bits=n_bits, quant_bits=quant_bits, seed=seed, storage=storage,
+        rank=rank, init=init)
+    names = compressible_layers(model) if layers is None else \
+        check_names(layers, name="layers", example=compressible_layers(model)[:2] or ["hidden.0"])
+    modules = dict(model.named_modules())
+    for name in names:  # every chosen layer is checked before anything is built
+        _check_layer(model, modules, name, method=method, n_bits=n_bits, rank=rank)
     device = device_of(model)               # compressed on the CPU (numpy kernels), returned where it was
     model = copy.deepcopy(model).cpu()
-    names = compressible_layers(model) if layers is None else list(layers)
     modules = dict(model.named_modules())
     plan = {}
     if method.startswith("deepthin") and rank is None:
@@ -132,18 +152,90 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
         plan = deepthin.plan_network(shapes, size_fraction=size_fraction,
                                      shuffled=method == "deepthin_shuffled").layers
     for name in names:
-        if name not in modules or not hasattr(modules[name], "weight"):
-            raise ValueError(f"layer {name!r} not found (or has no weight); compressible layers: "
-                             f"{compressible_layers(model)}")
         mod = modules[name]
-        if parametrize.is_parametrized(mod, "weight"):
-            raise ValueError(f"layer {name!r} is already compressed; compress the original model instead")
-        P = _parametrization(method, mod.weight, size_fraction=size_fraction, n_bits=n_bits, quant_bits=quant_bits,
-                             seed=seed, storage=storage, rank=rank, name=name, dt_size=plan.get(name))
+        try:
+            P = _parametrization(method, mod.weight, size_fraction=size_fraction, n_bits=n_bits,
+                                 quant_bits=quant_bits, seed=seed, storage=storage, rank=rank, name=name,
+                                 dt_size=plan.get(name))
+        except ValueError as exc:  # a kernel's message says what and how; say which layer too
+            msg = str(exc)
+            raise type(exc)(msg if repr(name) in msg else f"layer {name!r}: {msg}") from exc
         parametrize.register_parametrization(mod, "weight", P, unsafe=True)
         if init == "random":
             _reinit(mod, P, seed)
     return model.to(device)                 # the parametrizations' tensors follow the model's device
+
+
+def _check_options(method, *, size_fraction, n_bits, quant_bits, seed, storage, rank, init):
+    """Every option of :func:`compress` checked against the method; ignored options are refused."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise (ValueError if isinstance(method, str) else TypeError)(
+            f"unknown method {method!r}; choose one of {METHODS}")
+    if rank is not None:
+        if method != "lowrank":
+            raise ValueError(f"rank={rank!r} applies to method='lowrank' only; method={method!r} is sized by "
+                             f"{'n_bits' if method in BITS_METHODS else 'size_fraction'}: pass that instead")
+        rank = check_int(rank, name="rank", low=1, hint="pass the rank of the factors, e.g. rank=8 (at most "
+                         "min(in, out) of every chosen layer), or size_fraction= instead")
+        if size_fraction is not None:
+            raise ValueError(f"got rank={rank} and size_fraction={size_fraction!r}; pass one: rank= fixes the "
+                             "factors, size_fraction= picks the largest rank that fits")
+    elif method in FRACTION_METHODS:
+        hint = (f"method={method!r} needs a size_fraction in (0, 1] (compressed / dense bytes), e.g. 0.05 for a 20x "
+                "smaller layer")
+        if size_fraction is None:
+            raise ValueError(f"size_fraction=None: {hint}" + ("; or pass rank=" if method == "lowrank" else ""))
+        size_fraction = check_real(size_fraction, name="size_fraction", low=0.0, high=1.0, low_open=True, hint=hint)
+    elif size_fraction is not None:
+        raise ValueError(f"size_fraction={size_fraction!r} does not apply to method={method!r}, which is sized by "
+                         f"n_bits (bits per weight); pass n_bits=… instead")
+    if method in BITS_METHODS:
+        if n_bits is None:
+            raise ValueError(f"method={method!r} needs n_bits, e.g. n_bits=8"
+                             + (" (the codebook has 2**n_bits shared values)" if method == "kmeans" else ""))
+        n_bits = check_int(n_bits, name="n_bits", low=1 if method == "kmeans" else 2, high=16,
+                           hint="pass bits per weight, e.g. n_bits=4" + ("" if method == "kmeans" else
+                                " (symmetric codes need ≥ 2)"))
+    elif n_bits is not None:
+        raise ValueError(f"n_bits={n_bits!r} applies to methods {BITS_METHODS}; to also quantise the stored tensors "
+                         f"of method={method!r} pass quant_bits=… instead")
+    if quant_bits is not None:
+        if method not in QUANT_BITS_METHODS:
+            raise ValueError(f"quant_bits={quant_bits!r} applies to methods {QUANT_BITS_METHODS}; "
+                             + ("method='quant' takes n_bits" if method == "quant" else
+                                f"method={method!r} stores its own values: leave quant_bits=None"))
+        quant_bits = check_int(quant_bits, name="quant_bits", low=2, high=16,
+                               hint="pass bits per stored value, e.g. quant_bits=8 (symmetric codes need ≥ 2)")
+    seed = check_int(seed, name="seed", low=0, high=2**63 - 1, hint="pass a whole number ≥ 0, e.g. seed=0")
+    storage = check_choice(storage, name="storage", choices=("csr", "bitmask"))
+    if storage != "csr" and method != "prune":
+        raise ValueError(f"storage={storage!r} applies to method='prune' only; leave the default 'csr'")
+    init = check_choice(init, name="init", choices=("project", "random"))
+    return size_fraction, n_bits, quant_bits, seed, storage, rank, init
+
+
+def _check_layer(model, modules, name, *, method, n_bits, rank) -> None:
+    """Layer ``name`` exists, holds a finite weight of ≥ 2 dimensions, is not compressed yet, and fits."""
+    if name not in modules or not isinstance(getattr(modules[name], "weight", None), torch.Tensor):
+        raise ValueError(f"layer {name!r} not found (or has no weight); compressible layers: "
+                         f"{compressible_layers(model)}")
+    mod = modules[name]
+    if parametrize.is_parametrized(mod, "weight"):
+        raise ValueError(f"layer {name!r} is already compressed; compress the original model instead")
+    if mod.weight.dim() < 2:
+        raise ValueError(f"layer {name!r} has a {mod.weight.dim()}-D weight {tuple(mod.weight.shape)} (a norm or "
+                         f"embedding scale, not a matrix); compress Linear / Conv layers: {compressible_layers(model)}")
+    if not mod.weight.dtype.is_floating_point:
+        raise TypeError(f"layer {name!r} weight has dtype {mod.weight.dtype}; compress a float model "
+                        "(model.float())")
+    as_weight(mod.weight.detach().cpu().float().numpy(), name=f"layer {name!r} weight")  # the NaN / inf policy
+    Q, R = _matrix_shape(mod.weight)
+    if rank is not None and rank > min(Q, R):
+        raise ValueError(f"rank={rank} is above layer {name!r}'s full rank min(in, out) = {min(Q, R)} "
+                         f"(weight {tuple(mod.weight.shape)}); use rank ≤ {min(Q, R)} or leave that layer out")
+    if method == "kmeans" and 2 ** n_bits > Q * R:
+        raise ValueError(f"n_bits={n_bits} gives 2**{n_bits} = {2 ** n_bits} shared values, more than the {Q * R} "
+                         f"weights of layer {name!r}; use n_bits ≤ {(Q * R).bit_length() - 1} or leave that layer out")
 
 
 @torch.no_grad()
@@ -175,6 +267,7 @@ def size_report(model: nn.Module) -> SizeReport:
 
     Taught in: 01_pruning … 06_pipeline
     """
+    check_model(model)
     rows = []
     for mname, mod in model.named_modules():
         if _is_internal(mname):
@@ -198,7 +291,7 @@ def size_report(model: nn.Module) -> SizeReport:
 
 def uncompressed(model: nn.Module) -> nn.Module:
     """A plain copy with every parametrization baked into ordinary dense weights."""
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(check_model(model))
     for _, mod in model.named_modules():
         if parametrize.is_parametrized(mod, "weight"):
             # a deep copy shares torch's generated Parametrized* class with the original, and removing

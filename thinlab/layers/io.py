@@ -17,11 +17,12 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab._io import atomic_file
+from thinlab._validate import check_path
+from thinlab.layers._io_check import (_FIX, FORMAT, CompressedFileError, _check_dense, _check_layer_arrays,
+                                     _check_meta)
 from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
 from thinlab.prune import csr_decode, csr_encode, CSR
 from thinlab.quant import pack_bits, unpack_bits, kmeans_code_bits
-
-FORMAT = "thinlab-compressed/1"
 
 
 def _q_export(t: torch.Tensor, bits: int, key: str, arrays: dict) -> None:
@@ -143,6 +144,10 @@ def _import_layer(name: str, mod, cfg: dict, arrays) -> None:
 def save_compressed(model, path) -> int:
     """Write ``model`` (built by :func:`thinlab.models.build_model`, maybe compressed) to ``path``
     atomically; returns the file's size in bytes. Taught in: 06_pipeline"""
+    from thinlab.layers.compress import check_model
+
+    check_model(model)
+    path = check_path(path, name="path")
     spec = getattr(model, "thinlab_spec", None)
     if spec is None:
         raise ValueError("this model has no thinlab_spec: build it with thinlab.models.build_model so the file "
@@ -173,30 +178,57 @@ def save_compressed(model, path) -> int:
 def load_compressed(path):
     """Rebuild a model written by :func:`save_compressed`; its outputs equal the saved model's.
 
+    Everything in the file is checked against its metadata before the model is built: the
+    architecture, every array's presence, shape and dtype, CSR index ranges, packed code counts
+    and ranges, and that every value is finite; nothing is ever unpickled.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    CompressedFileError (a ValueError)
+        Anything else wrong with the file, with what was expected and the fix.
+
     Taught in: 06_pipeline
     """
     from thinlab.models import build_model
 
-    path = Path(path)
+    path = check_path(path, name="path")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (or is a folder); pass the file save_compressed wrote")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(bytes(arrays.pop("__meta__")).decode())
     except Exception as exc:
-        raise ValueError(f"{path} is not a thinlab compressed model ({exc}); write one with save_compressed") from exc
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}, expected {FORMAT!r}")
+        raise CompressedFileError(f"{path} is not a thinlab compressed model ({type(exc).__name__}: {exc}); write one "
+                                  "with save_compressed") from exc
+
+    def bad(problem):
+        return CompressedFileError(f"{path}: {problem}; {_FIX}")
+
+    _check_meta(meta, bad)
     spec = dict(meta["model"])
-    model = build_model(spec.pop("name"), spec.pop("n_classes"), **spec)
+    try:
+        model = build_model(spec.pop("name"), spec.pop("n_classes"), **spec)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise bad(f"its metadata describes a model this thinlab cannot build ({exc})") from exc
     modules = dict(model.named_modules())
+    used = set()
     for mname, cfg in meta["layers"].items():
-        _import_layer(f"{mname}.weight" if mname else "weight", modules[mname], cfg, arrays)
-    with torch.no_grad():
-        for key in meta["dense"]:
-            mname, _, tname = key.rpartition(".")
-            mod = modules[mname]
-            t = torch.as_tensor(arrays[key])
-            target = mod._parameters.get(tname) if tname in mod._parameters else mod._buffers.get(tname)
-            target.copy_(t)
+        used |= _check_layer_arrays(mname, cfg, modules, arrays, bad)
+    targets = _check_dense(meta["dense"], modules, arrays, meta["layers"], bad)
+    used |= set(meta["dense"])
+    extra = sorted(set(arrays) - used)
+    if extra:
+        raise bad(f"it holds arrays its metadata does not use: {extra[:5]}")
+    try:
+        for mname, cfg in meta["layers"].items():
+            _import_layer(f"{mname}.weight" if mname else "weight", modules[mname], cfg, arrays)
+        with torch.no_grad():
+            for key, target in targets.items():
+                target.copy_(torch.as_tensor(arrays[key]))
+    except (KeyError, IndexError, RuntimeError, ValueError, TypeError) as exc:  # not reached when the checks pass
+        raise bad(f"it could not be loaded ({type(exc).__name__}: {exc})") from exc
     model.eval()
     return model

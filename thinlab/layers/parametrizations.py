@@ -24,6 +24,7 @@ from torch import nn
 
 from thinlab import hashednet
 from thinlab.deepthin import deepthin_bytes, shuffle_permutation, unrelayout
+from thinlab.layers.deepthin_fused import FusedWeight, device_plan, fused_enabled, layer_plan
 from thinlab.lowrank import lowrank_bytes, truncated_svd
 from thinlab.prune import csr_bytes, masked_bytes
 from thinlab.quant import kmeans_code_bits
@@ -174,9 +175,19 @@ class DeepThin(_Base):
             self.method = "deepthin_shuffled"
 
     def forward(self, Xf, Wf):
-        flat = (self._q(Xf) @ self._q(Wf)).reshape(-1)  # (m, n) → (m·n,) row-major
+        Xf, Wf = self._q(Xf), self._q(Wf)
+        if self.perm is None and not self.training and not torch.is_grad_enabled() and fused_enabled():
+            return FusedWeight(self, Xf, Wf)  # inference: nn.Linear runs the fused product, W never built
+        flat = (Xf @ Wf).reshape(-1)  # (m, n) → (m·n,) row-major
         flat = flat[: self.rows * self.cols] if self.perm is None else flat[self.perm]
         return flat.reshape(self.weight_shape)  # (Q·R,) fills weight (R, Q) row by row = W (Q, R) by columns
+
+    def fused_plan(self, device) -> dict:
+        """Index plan of the fused product (:func:`thinlab.layers.deepthin_fused.layer_plan`) on ``device``."""
+        plans = self.__dict__.setdefault("_fused_plans", {})
+        if str(device) not in plans:
+            plans[str(device)] = device_plan(layer_plan(self.cols, self.rows, self.m, self.n), device)
+        return plans[str(device)]
 
     def right_inverse(self, weight):
         W = weight.detach().reshape(self.rows, self.cols).T.cpu().numpy().astype(np.float32)  # paper (Q, R)

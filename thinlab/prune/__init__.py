@@ -19,14 +19,14 @@ from .magnitude import (global_magnitude_mask, global_magnitude_mask_reference, 
                         sensitivity_scan)
 from .schedule import (interval_sparsity, interval_sparsity_reference, polynomial_sparsity,
                        polynomial_sparsity_reference)
-from .sparse import (CSR, Masked, csr_break_even_density, csr_break_even_density_reference, csr_bytes,
+from .sparse import (CSR, Masked, check_csr, csr_break_even_density, csr_break_even_density_reference, csr_bytes,
                      csr_decode, csr_encode, csr_encode_reference, masked_bytes, masked_decode, masked_encode,
                      masked_encode_reference)
 from .structured import (prune_channels, prune_channels_reference, prune_neurons, prune_neurons_reference,
                          unit_norms)
 
 __all__ = [
-    "CSR", "Masked", "csr_break_even_density", "csr_break_even_density_reference", "csr_bytes", "csr_decode",
+    "CSR", "Masked", "check_csr", "csr_break_even_density", "csr_break_even_density_reference", "csr_bytes", "csr_decode",
     "csr_encode", "csr_encode_reference", "global_magnitude_mask", "global_magnitude_mask_reference",
     "global_magnitude_prune", "interval_sparsity", "interval_sparsity_reference", "keep_largest",
     "magnitude_mask", "magnitude_mask_reference", "magnitude_prune", "masked_bytes", "masked_decode",

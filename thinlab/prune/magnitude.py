@@ -14,7 +14,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from thinlab._validate import as_weight, check_sparsity
+from thinlab._validate import as_weight, check_int, check_sparsity
 
 
 def n_pruned(n: int, *, sparsity: float) -> int:
@@ -22,7 +22,8 @@ def n_pruned(n: int, *, sparsity: float) -> int:
 
     Taught in: 01_pruning
     """
-    return int(round(check_sparsity(sparsity) * int(n)))
+    n = check_int(n, name="n", low=0, hint="pass the number of weights, e.g. W.size")
+    return int(round(check_sparsity(sparsity) * n))
 
 
 def keep_largest(scores: np.ndarray, *, n_drop: int) -> np.ndarray:
@@ -42,6 +43,9 @@ def keep_largest(scores: np.ndarray, *, n_drop: int) -> np.ndarray:
 
     Taught in: 01_pruning
     """
+    scores = as_weight(scores, name="scores", ndim=1, hint="(n,); pass one score per weight, e.g. np.abs(W).ravel()")
+    n_drop = check_int(n_drop, name="n_drop", low=0, high=scores.size,
+                       hint=f"drop between 0 and all {scores.size} entries")
     keep = np.ones(scores.shape, dtype=bool)
     if n_drop == 0:
         return keep

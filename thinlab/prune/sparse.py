@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab._validate import as_weight, check_int
+from thinlab._validate import as_weight, check_finite, check_int
 from thinlab.size import bitmask_bytes, dense_bytes, dtype_bytes, index_bytes, index_dtype, shape_bytes
 
 _CSR_HINT = "(rows, cols); reshape a conv weight (out, in, kh, kw) to (out, in * kh * kw) first"
@@ -88,13 +88,43 @@ def csr_encode_reference(W) -> CSR:
                indptr=np.array(indptr, dtype=index_dtype(len(data))), shape=W.shape)
 
 
-def csr_decode(csr: CSR) -> np.ndarray:
-    """Dense array of shape ``csr.shape`` (and dtype ``csr.data.dtype``) with the stored values filled in.
+def check_csr(csr: CSR) -> None:
+    """Raise unless ``csr`` is a consistent :class:`CSR`: 1-D arrays of matching lengths, integer
+    indices, row pointers from 0 rising to nnz, column indices inside the shape, finite values.
 
     Taught in: 01_pruning
     """
     if not isinstance(csr, CSR):
         raise TypeError(f"csr must be a CSR (from csr_encode), got {type(csr).__name__}; encode with csr_encode(W)")
+    n_rows, n_cols = _shape2d(csr.shape)
+    data, indices, indptr = (np.asarray(a) for a in (csr.data, csr.indices, csr.indptr))
+    fix = "re-encode the weights with csr_encode(W)"
+    if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+        raise ValueError(f"CSR arrays must be 1-D; got data {data.shape}, indices {indices.shape}, indptr "
+                         f"{indptr.shape}; {fix}")
+    if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        raise TypeError(f"CSR indices and indptr must be integer arrays, got {indices.dtype} and {indptr.dtype}; {fix}")
+    if data.dtype.kind not in "fiu" or data.dtype == bool:
+        raise TypeError(f"CSR data must be numbers, got dtype {data.dtype}; {fix}")
+    if indices.size != data.size or indptr.size != n_rows + 1:
+        raise ValueError(f"CSR of shape {(n_rows, n_cols)} needs len(indices) = len(data) and len(indptr) = "
+                         f"{n_rows + 1}; got {indices.size}, {data.size} and {indptr.size}; {fix}")
+    ptr = indptr.astype(np.int64)
+    if ptr[0] != 0 or ptr[-1] != data.size or (np.diff(ptr) < 0).any():
+        raise ValueError(f"CSR indptr must rise from 0 to nnz = {data.size}; got {ptr[0]} … {ptr[-1]}"
+                         f"{' with a decrease' if (np.diff(ptr) < 0).any() else ''}; {fix}")
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        raise ValueError(f"CSR column indices must lie in [0, {n_cols - 1}]; got [{indices.min()}, {indices.max()}]; "
+                         f"{fix}")
+    check_finite(data, name="csr.data")
+
+
+def csr_decode(csr: CSR) -> np.ndarray:
+    """Dense array of shape ``csr.shape`` (and dtype ``csr.data.dtype``) with the stored values filled in.
+
+    Taught in: 01_pruning
+    """
+    check_csr(csr)
     out = np.zeros(csr.shape, dtype=csr.data.dtype)
     rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr.astype(np.int64)))  # row of each value
     out[rows, csr.indices.astype(np.intp)] = csr.data
@@ -233,11 +263,20 @@ def masked_decode(masked: Masked) -> np.ndarray:
     """
     if not isinstance(masked, Masked):
         raise TypeError(f"masked must be a Masked (from masked_encode), got {type(masked).__name__}")
-    size = int(np.prod(masked.shape, dtype=np.int64))
-    nonzero = np.unpackbits(masked.bits, count=size).astype(bool)
-    out = np.zeros(size, dtype=masked.values.dtype)
-    out[nonzero] = masked.values
-    return out.reshape(masked.shape)  # (size,) → shape
+    shape = _shape(masked.shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    bits, values = np.asarray(masked.bits), np.asarray(masked.values)
+    if bits.dtype != np.uint8 or bits.shape != (-(-size // 8),):
+        raise ValueError(f"masked.bits must be uint8 of shape ({-(-size // 8)},) for shape {shape}; got {bits.dtype} "
+                         f"{bits.shape}; re-encode with masked_encode(W)")
+    nonzero = np.unpackbits(bits, count=size).astype(bool)
+    if values.ndim != 1 or values.size != int(nonzero.sum()):
+        raise ValueError(f"masked.values has shape {values.shape} but the mask sets {int(nonzero.sum())} positions; "
+                         "re-encode with masked_encode(W)")
+    check_finite(values, name="masked.values")
+    out = np.zeros(size, dtype=values.dtype)
+    out[nonzero] = values
+    return out.reshape(shape)  # (size,) → shape
 
 
 def masked_bytes(shape, nnz: int, *, value_dtype="float32") -> int:

@@ -28,8 +28,13 @@ def unit_norms(W: np.ndarray, *, axis, norm: str = "l1") -> np.ndarray:
 
     Taught in: 01_pruning
     """
-    if norm not in NORMS:
+    if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not one of {NORMS}; pass norm='l1' or norm='l2'")
+    W = as_weight(W)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if not axes or not all(isinstance(a, int) and not isinstance(a, bool) and -W.ndim <= a < W.ndim for a in axes):
+        raise ValueError(f"axis={axis!r} must be an int or a tuple of ints in [{-W.ndim}, {W.ndim - 1}] for W of shape "
+                         f"{W.shape}; e.g. axis=0 for the norm of each column")
     W = np.abs(W.astype(np.float64))
     return W.sum(axis=axis) if norm == "l1" else np.sqrt((W * W).sum(axis=axis))
 

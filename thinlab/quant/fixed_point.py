@@ -185,5 +185,9 @@ def fixed_point_bytes(shape, *, word_bits: int) -> int:
     Taught in: 04_quantization
     """
     word_bits = check_int_range(word_bits, name="word_bits", lo=2, hi=32)
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__"):
+        raise TypeError(f"shape={shape!r} must be a tuple of ints such as W.shape")
+    shape = tuple(check_int_range(d, name="each dimension of shape", lo=0, hi=2 ** 40, hint="pass W.shape")
+                  for d in shape)
     n = int(np.prod(shape, dtype=np.int64))
     return packed_bits_bytes(n, word_bits) + FRAC_BITS_BYTES + shape_bytes(shape)

@@ -128,7 +128,14 @@ def canonical_codewords(lengths) -> np.ndarray:
     Symbols sorted by (length, symbol) get consecutive codewords, shifted left when the length
     grows. Taught in: 04_quantization
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or lengths.dtype == bool or lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be a 1-D integer array (from huffman_code_lengths); got {lengths.dtype} "
+                        f"{lengths.shape}")
+    if lengths.size and (int(lengths.min()) < 0 or int(lengths.max()) > 64):
+        raise ValueError(f"code lengths must lie in [0, 64]; got [{lengths.min()}, {lengths.max()}]; pass "
+                         "huffman_code_lengths(...)")
+    lengths = lengths.astype(np.int64)
     words = np.zeros(lengths.size, dtype=np.uint64)
     used = np.flatnonzero(lengths)
     order = used[np.lexsort((used, lengths[used]))]

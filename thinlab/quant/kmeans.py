@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab._validate import as_float64_weights, check_int_range, uint_dtype
+from thinlab._validate import as_float64_weights, check_finite, check_int_range, uint_dtype
 from thinlab.size import packed_bits_bytes, shape_bytes
 
 INITS = ("linear", "density", "random")
@@ -50,7 +50,21 @@ class KMeansResult:
 
 def kmeans_code_bits(n_clusters: int) -> int:
     """Bits per code for ``n_clusters`` clusters: ``max(1, ceil(log2(k)))``. Taught in: 04_quantization"""
+    n_clusters = check_int_range(n_clusters, name="n_clusters", lo=1, hi=2 ** 16, hint="e.g. n_clusters=16")
     return max(1, math.ceil(math.log2(n_clusters)))
+
+
+def _check_result(result) -> None:
+    if not isinstance(result, KMeansResult):
+        raise TypeError(f"expected a KMeansResult from kmeans_quantize, got {type(result).__name__}")
+    cb, codes = np.asarray(result.codebook), np.asarray(result.codes)
+    if cb.ndim != 1 or cb.size == 0 or codes.dtype.kind not in "iu":
+        raise ValueError(f"KMeansResult has codebook {cb.dtype} {cb.shape} and codes {codes.dtype}; expected a 1-D "
+                         "codebook and integer codes, as kmeans_quantize returns")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= cb.size):
+        raise ValueError(f"KMeansResult codes lie in [{codes.min()}, {codes.max()}] but the codebook has {cb.size} "
+                         "entries; pass the result of one kmeans_quantize call")
+    check_finite(cb, name="codebook", what="values")
 
 
 def kmeans_init(W, *, n_clusters: int, init: str = "linear", seed: int = 0) -> np.ndarray:
@@ -111,6 +125,9 @@ def kmeans_quantize(W, *, n_clusters: int, init: str = "linear", n_iter: int = 5
     Taught in: 04_quantization
     """
     a_full = as_float64_weights(W)
+    if np.abs(a_full).max() > np.finfo(np.float32).max:
+        raise ValueError(f"W holds magnitudes up to {np.abs(a_full).max():.3g}, beyond float32 (the codebook is stored "
+                         "as float32); rescale W first, e.g. W / np.abs(W).max()")
     a = a_full.ravel()  # (N,)
     c0 = kmeans_init(a, n_clusters=n_clusters, init=init, seed=seed)  # (k,)
     n_iter = check_int_range(n_iter, name="n_iter", lo=0, hi=100_000, hint="e.g. n_iter=50")
@@ -148,8 +165,7 @@ def kmeans_quantize(W, *, n_clusters: int, init: str = "linear", n_iter: int = 5
 
 def kmeans_dequantize(result: KMeansResult) -> np.ndarray:
     """``codebook[codes]``: float32, W's shape. Taught in: 04_quantization"""
-    if not isinstance(result, KMeansResult):
-        raise TypeError(f"expected a KMeansResult from kmeans_quantize, got {type(result).__name__}")
+    _check_result(result)
     return result.codebook[result.codes]
 
 
@@ -158,6 +174,7 @@ def kmeans_bytes(result: KMeansResult) -> int:
 
     Taught in: 04_quantization
     """
+    _check_result(result)
     k = len(result.codebook)
     return (packed_bits_bytes(result.codes.size, kmeans_code_bits(k)) + CODEBOOK_ENTRY_BYTES * k
             + shape_bytes(result.codes.shape))

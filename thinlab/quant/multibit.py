@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab._validate import as_float64_weights, check_int_range
+from thinlab._validate import as_float64_weights, check_finite, check_int_range
 from thinlab.size import bitmask_bytes, shape_bytes
 
 #: bytes of one stored α (float32)
@@ -48,6 +48,16 @@ class MultiBit:
     def n_bits(self) -> int:
         """Number of binary planes. Taught in: 04_quantization"""
         return len(self.alphas)
+
+
+def _check_multibit(m) -> None:
+    if not isinstance(m, MultiBit):
+        raise TypeError(f"expected a MultiBit from multibit_quantize, got {type(m).__name__}")
+    bits, alphas = np.asarray(m.bits), np.asarray(m.alphas)
+    if alphas.ndim != 1 or bits.dtype != bool or bits.shape != (alphas.size,) + tuple(m.shape):
+        raise ValueError(f"MultiBit has bits {bits.dtype} {bits.shape} and alphas {alphas.shape} for shape "
+                         f"{tuple(m.shape)}; expected bool bits (n_bits, *shape) as multibit_quantize returns")
+    check_finite(alphas, name="alphas", what="values")
 
 
 def _signs(bits: np.ndarray) -> np.ndarray:
@@ -92,6 +102,9 @@ def multibit_quantize(W, *, n_bits: int, refine: bool = True, n_alternate: int =
     n_alternate = check_int_range(n_alternate, name="n_alternate", lo=0, hi=1000, hint="e.g. n_alternate=5")
     a_full = as_float64_weights(W)
     a = a_full.ravel()  # (N,)
+    if np.abs(a).max() > np.finfo(np.float32).max / 2:
+        raise ValueError(f"W holds magnitudes up to {np.abs(a).max():.3g}, beyond float32 (the α are stored as float32); "
+                         "rescale W first, e.g. W / np.abs(W).max()")
     bits = np.empty((n_bits, a.size), dtype=bool)  # (n_bits, N)
     alphas = np.empty(n_bits, dtype=np.float32)
     r = a.copy()
@@ -110,8 +123,7 @@ def multibit_quantize(W, *, n_bits: int, refine: bool = True, n_alternate: int =
 
 def multibit_dequantize(m: MultiBit) -> np.ndarray:
     """``Σ_i α_i (2 b_i - 1)`` as float32 of shape ``m.shape`` (summed in float64). Taught in: 04_quantization"""
-    if not isinstance(m, MultiBit):
-        raise TypeError(f"expected a MultiBit from multibit_quantize, got {type(m).__name__}")
+    _check_multibit(m)
     a = m.alphas.astype(np.float64).reshape((-1,) + (1,) * len(m.shape))  # (n,) → (n, 1, ..., 1)
     return (a * _signs(m.bits)).sum(axis=0).astype(np.float32)
 
@@ -121,6 +133,7 @@ def multibit_bytes(m: MultiBit) -> int:
 
     Taught in: 04_quantization
     """
+    _check_multibit(m)
     n = int(np.prod(m.shape, dtype=np.int64))
     return m.n_bits * bitmask_bytes(n) + ALPHA_BYTES * m.n_bits + shape_bytes(m.shape)
 

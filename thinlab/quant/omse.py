@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from thinlab._validate import as_float64_weights, check_axis, check_int_range
+from thinlab._validate import as_float64_weights, check_axis, check_finite, check_int_range
 from thinlab.quant.uniform import affine_params, code_range, dequantize, quantize_uniform, symmetric_scale
 
 #: at most this many (candidate, level) pairs are searched at once (bounds memory to ~100 MB)
@@ -48,6 +48,20 @@ def candidate_sse(sorted_w: np.ndarray, scale, zero_point, *, n_bits: int, symme
 
     Taught in: 04_quantization
     """
+    sorted_w = np.asarray(sorted_w)
+    if sorted_w.ndim != 1 or sorted_w.size == 0 or sorted_w.dtype.kind != "f":
+        raise ValueError(f"sorted_w must be a non-empty 1-D float array, got {sorted_w.dtype} {sorted_w.shape}; pass "
+                         "np.sort(W.ravel()).astype(np.float64)")
+    check_finite(sorted_w, name="sorted_w")
+    if (np.diff(sorted_w) < 0).any():
+        raise ValueError("sorted_w is not sorted ascending; pass np.sort(W.ravel())")
+    sorted_w = sorted_w.astype(np.float64, copy=False)
+    if np.shape(scale) != np.shape(zero_point) or np.ndim(scale) > 1:
+        raise ValueError(f"scale and zero_point must be 1-D arrays of one size; got {np.shape(scale)} and "
+                         f"{np.shape(zero_point)}")
+    check_finite(np.asarray(scale, dtype=np.float64), name="scale", what="scales")
+    if (np.asarray(scale) <= 0).any():
+        raise ValueError("scale must be > 0; use symmetric_scale or affine_params")
     n = sorted_w.size
     p1 = np.concatenate([[0.0], np.cumsum(sorted_w)])  # (N + 1,)
     p2 = np.concatenate([[0.0], np.cumsum(sorted_w ** 2)])  # (N + 1,)

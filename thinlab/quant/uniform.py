@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from thinlab._validate import as_float64_weights, check_axis, check_int_range, int_dtype, uint_dtype
+from thinlab._validate import as_float64_weights, check_axis, check_finite, check_int_range, int_dtype, uint_dtype
 from thinlab.quant.packing import pack_bits, unpack_bits
 from thinlab.size import SHAPE_DIM_BYTES, packed_bits_bytes, shape_bytes
 
@@ -58,6 +58,9 @@ def code_range(*, n_bits: int, symmetric: bool) -> tuple[int, int]:
 
     Taught in: 04_quantization
     """
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric={symmetric!r} must be True or False")
+    n_bits = check_int_range(n_bits, name="n_bits", lo=2 if symmetric else 1, hi=64, hint="e.g. n_bits=8")
     if symmetric:
         return -(2 ** (n_bits - 1) - 1), 2 ** (n_bits - 1) - 1
     return 0, 2 ** n_bits - 1
@@ -78,8 +81,11 @@ def affine_params(lo, hi, *, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
     The range is first widened to contain 0; a zero-width range gets scale 1 (all codes equal the
     zero point, which dequantises to exactly 0). Taught in: 04_quantization
     """
-    lo = np.minimum(np.asarray(lo, dtype=np.float64), 0.0)
-    hi = np.maximum(np.asarray(hi, dtype=np.float64), 0.0)
+    n_bits = check_int_range(n_bits, name="n_bits", lo=1, hi=16, hint="e.g. n_bits=8")
+    lo, hi = _range_array(lo, "lo"), _range_array(hi, "hi")
+    if (lo > hi).any():
+        raise ValueError("affine_params needs lo ≤ hi for every range; swap them")
+    lo, hi = np.minimum(lo, 0.0), np.maximum(hi, 0.0)
     qmax = 2 ** n_bits - 1
     scale = _store_scale((hi - lo) / qmax)
     zero_point = np.clip(np.rint(-lo / scale.astype(np.float64)), 0, qmax).astype(np.int64)
@@ -91,7 +97,21 @@ def symmetric_scale(c, *, n_bits: int) -> np.ndarray:
 
     Taught in: 04_quantization
     """
-    return _store_scale(np.asarray(c, dtype=np.float64) / (2 ** (n_bits - 1) - 1))
+    n_bits = check_int_range(n_bits, name="n_bits", lo=2, hi=16, hint="symmetric codes need ≥ 2 bits, e.g. n_bits=8")
+    c = _range_array(c, "c")
+    if (c < 0).any():
+        raise ValueError(f"clip values c must be ≥ 0 (the range is [-c, c]); got min {c.min():g}; pass abs(c)")
+    return _store_scale(c / (2 ** (n_bits - 1) - 1))
+
+
+def _range_array(x, name: str) -> np.ndarray:
+    """A finite float64 array of range ends, or a clear error (strings, NaN, inf)."""
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={x!r} must be a number or an array of numbers") from None
+    check_finite(a, name=name, what="range ends")
+    return a
 
 
 def _check_bits(n_bits, symmetric: bool) -> int:
@@ -151,6 +171,10 @@ def quantize_uniform(W, *, n_bits: int, symmetric: bool, axis: int | None = None
     a = as_float64_weights(W)
     axis = check_axis(axis, a.ndim)
     rng = _ranges(a, axis, bool(symmetric), clip)
+    reach = max(float(np.max(np.abs(r))) for r in (rng if isinstance(rng, tuple) else (rng,)))
+    if reach > float(np.finfo(np.float32).max) / 2:  # dequantize returns float32: its levels must fit
+        raise ValueError(f"the quantisation range reaches {reach:.3g}, beyond what float32 levels hold "
+                         f"({np.finfo(np.float32).max:.3g}); the weights' range exceeds float32: rescale W first")
     if symmetric:
         scale, zp = symmetric_scale(rng, n_bits=n_bits), np.zeros(len(rng), dtype=np.int64)
     else:
@@ -169,10 +193,24 @@ def quantize_uniform(W, *, n_bits: int, symmetric: bool, axis: int | None = None
                    n_bits=n_bits, shape=tuple(a.shape), axis=axis, symmetric=bool(symmetric))
 
 
-def dequantize(q: QTensor) -> np.ndarray:
-    """``(codes - zero_point) * scale`` in float32, shape ``q.shape``. Taught in: 04_quantization"""
+def _check_qtensor(q) -> None:
     if not isinstance(q, QTensor):
         raise TypeError(f"expected a QTensor from quantize_uniform, got {type(q).__name__}")
+    codes, scale, zp = np.asarray(q.codes), np.asarray(q.scale), np.asarray(q.zero_point)
+    n_ch = () if q.axis is None else (q.shape[q.axis] if isinstance(q.axis, int) and -len(q.shape) <= q.axis < len(
+        q.shape) else None,)
+    if codes.shape != tuple(q.shape) or codes.dtype.kind not in "iu" or scale.shape != n_ch or zp.shape != n_ch:
+        raise ValueError(f"QTensor has codes {codes.dtype} {codes.shape}, scale {scale.shape}, zero_point {zp.shape} "
+                         f"for shape {tuple(q.shape)}, axis {q.axis}; pass a QTensor from quantize_uniform or "
+                         "qtensor_from_bytes")
+    check_finite(scale, name="scale", what="scales")
+    if (scale <= 0).any():
+        raise ValueError("QTensor scales must be > 0; pass a QTensor from quantize_uniform or qtensor_from_bytes")
+
+
+def dequantize(q: QTensor) -> np.ndarray:
+    """``(codes - zero_point) * scale`` in float32, shape ``q.shape``. Taught in: 04_quantization"""
+    _check_qtensor(q)
     bshape = [1] * len(q.shape)
     if q.axis is not None:
         bshape[q.axis] = q.shape[q.axis]
@@ -215,6 +253,7 @@ def quantized_bytes(q: QTensor) -> int:
     Symmetric tensors store no zero points (they are 0 by definition). Equals
     ``len(qtensor_to_bytes(q))``. Taught in: 04_quantization
     """
+    _check_qtensor(q)
     zp = 0 if q.symmetric else q.zero_point.size * uint_dtype(q.n_bits).itemsize
     return (packed_bits_bytes(q.codes.size, q.n_bits) + SCALE_BYTES * q.scale.size + zp
             + shape_bytes(q.shape))
@@ -226,6 +265,7 @@ def qtensor_to_bytes(q: QTensor) -> bytes:
     Signed symmetric codes are stored offset by ``2**(n_bits-1)``. Little-endian.
     Taught in: 04_quantization
     """
+    _check_qtensor(q)
     offset = 2 ** (q.n_bits - 1) if q.symmetric else 0
     parts = [np.asarray(q.shape, dtype="<u4").tobytes(), q.scale.astype("<f4").tobytes()]
     if not q.symmetric:
@@ -241,11 +281,15 @@ def qtensor_from_bytes(buf: bytes, *, n_bits: int, ndim: int, axis: int | None, 
     n_bits = _check_bits(n_bits, symmetric)
     ndim = check_int_range(ndim, name="ndim", lo=1, hi=32)
     axis = check_axis(axis, ndim)
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise TypeError(f"buf must be bytes (from qtensor_to_bytes), got {type(buf).__name__}")
     buf = bytes(buf)
     head = ndim * SHAPE_DIM_BYTES
     if len(buf) < head:
         raise ValueError(f"buffer of {len(buf)} bytes is shorter than its {ndim}-D shape header ({head} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(buf[:head], dtype="<u4"))
+    if 0 in shape:
+        raise ValueError(f"buffer header gives shape {shape} with a zero dimension; pass a buffer from qtensor_to_bytes")
     n_ch = 1 if axis is None else shape[axis]
     udt = uint_dtype(n_bits)
     n_zp = 0 if symmetric else n_ch * udt.itemsize
@@ -256,6 +300,9 @@ def qtensor_from_bytes(buf: bytes, *, n_bits: int, ndim: int, axis: int | None, 
                          f"symmetric={symmetric} needs {want}; pass the format it was written with")
     pos = head + SCALE_BYTES * n_ch
     scale = np.frombuffer(buf[head:pos], dtype="<f4").astype(np.float32)
+    if not (np.isfinite(scale) & (scale > 0)).all():
+        raise ValueError("buffer holds scales that are not finite and > 0; it is corrupt, or was written with another "
+                         "format: pass the format it was written with")
     zp = np.frombuffer(buf[pos:pos + n_zp], dtype=udt.newbyteorder("<")).astype(udt)
     offset = 2 ** (n_bits - 1) if symmetric else 0
     packed = np.frombuffer(buf[pos + n_zp:], dtype=np.uint8)
