@@ -3,7 +3,7 @@ compares with the reference, and raises ``AssertionError`` with a message that s
 and a hint. ``SOLUTIONS`` maps each exercise name to its reference (used when a lesson runs with
 ``SOLUTIONS=True``, so unattended runs pass).
 
-One module per lesson (``speech`` for 00, …); every ``check_*`` and every module's ``SOLUTIONS`` are
+One module per lesson (``speech`` for 00, …, ``deploy`` for 07); every ``check_*`` and every module's ``SOLUTIONS`` are
 gathered here, so a lesson writes ``from thinlab import checks; checks.check_x(fn)``.
 
 Taught in: every lesson's "your turn" cells

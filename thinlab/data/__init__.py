@@ -14,9 +14,10 @@ resolution), ``dataset`` (``load_dataset``). CLI: ``python -m thinlab.data --hel
 
 Taught in: 00_speech_commands
 """
-from thinlab._io import cache_root
+from thinlab._io import CacheError, cache_root
 
-from ._io import ArchiveError, AudioError, ChecksumError, DataError, DownloadError, UnsafeArchiveError
+from ._io import (ArchiveError, AudioError, AudioWarning, ChecksumError, DataError, DataTypeError, DownloadError,
+                  UnsafeArchiveError)
 from .audio import SAMPLE_RATE, load_audio, mix_noise, random_augment, read_audio, time_shift, write_wav
 from .dataset import AUGMENT_DEFAULTS, Dataset, load_dataset
 from .downloader import ARCHIVES, Archive, download
@@ -35,5 +36,5 @@ __all__ = [
     "ARCHIVES", "Archive", "synthesize", "synthetic_dir", "logmel", "mfcc", "compute_features", "FeatureParams",
     "FeatureCacheWarning", "scan", "which_set", "split_clips", "plan_task", "TASKS", "WORDS10", "UNKNOWN",
     "SILENCE", "cache_root", "DataError", "AudioError", "DownloadError", "ChecksumError", "ArchiveError",
-    "UnsafeArchiveError",
+    "UnsafeArchiveError", "DataTypeError", "AudioWarning", "CacheError",
 ]
