@@ -4,11 +4,13 @@ Usage: ``python -m benchmarks [NAME ...]`` where NAME selects modules by substri
 (``python -m benchmarks deepthin`` runs ``bench_deepthin.py`` only). Each module's
 ``run() -> dict[str, float]`` prints its own lines; results are merged into
 ``{"name": value, ..., "env": {...}}``. A module that fails is reported and the others still
-run; the exit status is then 1.
+run; the exit status is then 1. A run of some modules only updates their figures in an existing
+``build/bench.json`` and keeps the others.
 """
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import sys
 import time
@@ -54,6 +56,13 @@ def main(argv: list[str]) -> int:
         print(f"({name}: {time.perf_counter() - t0:.1f} s)", flush=True)
     env["loadavg_end"] = load_average()
     results["env"] = env
+    if argv and OUT.exists():                 # a subset run updates its own figures and keeps the others
+        try:
+            previous = json.loads(OUT.read_text())
+        except (OSError, ValueError):
+            previous = {}
+        if isinstance(previous, dict):
+            results = {**{k: v for k, v in previous.items() if k != "env"}, **results}
     write_json_atomic(OUT, results)
     print(f"\nwrote {len(results) - 1} figures to {OUT.relative_to(ROOT)} in {time.perf_counter() - t_all:.0f} s")
     if env["loadavg_end"] is not None and env["loadavg_end"] > 0.5 * (env["cpu_count"] or 1):
