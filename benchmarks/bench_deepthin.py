@@ -1,31 +1,48 @@
 """DeepThin fused forward vs dense numpy on a TFKaldi-shaped network (440 → 6 x 2048 → 6928, ReLU).
 
-Figures (all measured side by side in this run, best of several interleaved rounds; each side
-is timed with the default BLAS threads and with 1 and keeps its faster, see
-``benchmarks.common.side_by_side_threads``):
-  deepthin_speedup_b{1,32}[_f<α>]    dense X @ W time / fused time, whole network, weights only
-  deepthin_cost_per_param[_b1]       fused time / time of dense float32 products that read as many
-                                     parameters as the compressed layers (batch 32 / batch 1)
-  ..._rank1, ..._aligned             the same for other layouts of the same size (see LAYOUTS)
-  deepthin_ms_*                      raw times in milliseconds
+Everything is measured side by side in this run, interleaved round by round, and the figures are
+medians over the rounds (minima are printed beside them):
+  deepthin_speedup_b{1,32}          dense X @ W / fused, whole network, all threads on both sides
+                                    (BLAS default for dense, ``threads=None`` for the fused FFTs)
+  deepthin_speedup_b{1,32}_1t       the same with one thread on both sides
+  deepthin_cost_per_param[_b1]      fused / dense float32 products that read as many parameters as
+                                    the compressed layers (batch 32 / batch 1), each side at its
+                                    faster thread setting (all or one: on a loaded machine a
+                                    multi-threaded BLAS call can collapse, which would flatter either side)
+  deepthin_cost_per_param[_b1]_1t   the same, one thread on both sides
+  deepthin_cpu_speedup_b{1,32}_1t, deepthin_cpu_cost_per_param[_b1]_1t
+                                    the one-thread figures again in CPU time of the calling thread
+                                    (time.thread_time): what each side costs, whatever the load
+  deepthin_ms_*                     raw median times in milliseconds
+  deepthin_sweep_b{1,32}_f<α>       speedup at the paper's Table 2 sizes (all threads)
+  deepthin_speedup_b{1,32}_{max,aligned}   other layouts of the same size, for comparison
 
-Layouts (all at the same size_fraction, all from ``plan_network``):
-  default  the paper's rules: largest rank, gcd(n, Q) = 1 (LCM rule)
-  rank1    rank 1 and gcd(n, Q) = 1: short W_aux rows (n ≈ 1/α), still no repeated blocks
-  aligned  largest rank, n | Q where it fits: the repeating-block layout the LCM rule avoids
+Layout: ``plan_network(TFKALDI, size_fraction=0.01)``, the library default – the paper's r = 1
+and gcd(n, Q) = 1 (LCM rule) – unless a suffix says otherwise:
+  max      the largest rank that fits, gcd(n, Q) = 1
+  aligned  the largest rank, n | Q where it fits: the repeating-block layout the LCM rule avoids
 """
 from __future__ import annotations
 
+import statistics
+import time
+
 import numpy as np
 
-from benchmarks.common import auto_number, side_by_side_threads
+from benchmarks.common import auto_number, blas_controller, load_average, side_by_side_samples
 from thinlab.deepthin import FusedDeepThin, init_factors, plan_network, reconstruct
+from thinlab.deepthin.fused import cpu_threads
 
 TFKALDI = {"in": (440, 2048), **{f"h{i}": (2048, 2048) for i in range(1, 6)}, "out": (2048, 6928)}
-LAYOUTS = {"default": dict(), "rank1": dict(rank=1), "aligned": dict(layout="aligned")}
-#: (suffix, size_fraction, layout) of each measured configuration
-CONFIGS = [("", 0.01, "default"), ("_f0.02", 0.02, "default"), ("_f0.004", 0.004, "default"),
-           ("_rank1", 0.01, "rank1"), ("_aligned", 0.01, "aligned")]
+ALPHA = 0.01
+#: the paper's Table 2 relative sizes (compressed / dense)
+PAPER_SIZES = (0.0195, 0.0129, 0.0099, 0.0057, 0.0040, 0.0027, 0.0020, 0.0014)
+#: what issue 13 quotes of the paper's Table 2 (TFKaldi, fused kernel against dense, per platform)
+PAPER_QUOTE = {"small-cache machine": "3.8-8.5x", "10-36 core machines (CONF1-CONF3)": "2.5-5.7x"}
+#: issue 13's targets: (key, "≥" or "≤", value)
+TARGETS = [("deepthin_speedup_b1", "≥", 10), ("deepthin_speedup_b32", "≥", 3),
+           ("deepthin_speedup_b1_1t", "≥", 15), ("deepthin_speedup_b32_1t", "≥", 3),
+           ("deepthin_cost_per_param", "≤", 3)]
 BATCHES = (1, 32)
 
 
@@ -37,14 +54,10 @@ def forward(layers, x):
     return layers[-1](x)
 
 
-def build(plan, rng):
-    """Factors at the paper's initialisation (He std) and a fused plan for each layer."""
-    fused, factors = [], []
-    for s in plan.layers.values():
-        Xf, Wf = init_factors(s.m, s.n, s.r, target_std=np.sqrt(2.0 / s.Q), rng=rng)
-        factors.append((Xf, Wf, s.Q, s.R))
-        fused.append(FusedDeepThin(Xf, Wf, Q=s.Q, R=s.R))
-    return fused, factors
+def factors_for(plan, rng):
+    """Factors at the paper's initialisation (He std) for every layer of ``plan``."""
+    return [(*init_factors(s.m, s.n, s.r, target_std=np.sqrt(2.0 / s.Q), rng=rng), s.Q, s.R)
+            for s in plan.layers.values()]
 
 
 def param_matched(plan, batch, rng):
@@ -54,50 +67,106 @@ def param_matched(plan, batch, rng):
     return lambda: [x @ D for x, D in mats]
 
 
+def one_thread(fn):
+    """``fn`` run with BLAS limited to one thread (the fused plans passed here use ``threads=1`` too)."""
+    controller = blas_controller()
+    if controller is None:
+        return fn
+
+    def run():
+        with controller.limit(limits=1, user_api="blas"):
+            return fn()
+    return run
+
+
+def timed(fns: dict, rounds: int, clock=time.perf_counter) -> dict:
+    """name → (median, min) seconds per call, interleaved rounds of ≈ 10 ms each."""
+    number = {k: auto_number(fn, target=0.01) for k, fn in fns.items()}
+    samples = side_by_side_samples(fns, rounds=rounds, number=number, clock=clock)
+    return {k: (statistics.median(v), min(v)) for k, v in samples.items()}
+
+
+def describe(plan) -> str:
+    layers = " ".join(f"{s.n}/{s.r}" for s in plan.layers.values())
+    return (f"achieved α {plan.size_fraction:.4f} ({1 / plan.size_fraction:.0f}x), {plan.n_params:,} params, "
+            f"n/r per layer {layers}")
+
+
 def run() -> dict[str, float]:
     rng = np.random.default_rng(0)
     out: dict[str, float] = {}
-    dense_layers, checked = None, False
-    for suffix, alpha, layout in CONFIGS:
-        plan = plan_network(TFKALDI, size_fraction=alpha, **LAYOUTS[layout])
-        fused, factors = build(plan, rng)
-        if dense_layers is None:                 # dense weights = this plan's reconstruction (same function)
-            Ws = [reconstruct(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors]
-            dense_layers = [W.__rmatmul__ for W in Ws]
-        methods = ",".join(sorted({f.method_ for f in fused}))
-        shapes = " ".join(f"{s.n}/{s.r}" for s in plan.layers.values())
-        print(f"{layout:8s} α={alpha:<6} achieved {plan.size_fraction:.4f} ({1 / plan.size_fraction:.0f}x), "
-              f"{plan.n_params:,} params, n/r per layer {shapes}, method {methods}")
+    plan = plan_network(TFKALDI, size_fraction=ALPHA)
+    factors = factors_for(plan, rng)
+    dense = [reconstruct(Xf, Wf, Q=Q, R=R).__rmatmul__ for Xf, Wf, Q, R in factors]
+    fused = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors]
+    fused_1t = [FusedDeepThin(Xf, Wf, Q=Q, R=R, threads=1) for Xf, Wf, Q, R in factors]
+    print(f"default layout: {describe(plan)}; {cpu_threads()} CPUs; load {load_average()}")
+    for B in BATCHES:
+        x = rng.standard_normal((B, 440), dtype=np.float32)
+        ref = forward(dense, x)
+        err = float(np.abs(forward(fused, x) - ref).max() / np.abs(ref).max())
+        assert err < 1e-3, f"fused forward differs from dense by {err:.2g} (relative)"
+        params = param_matched(plan, B, rng)
+        fns = {"dense": lambda x=x: forward(dense, x), "fused": lambda x=x: forward(fused, x), "params": params,
+               "dense_1t": one_thread(lambda x=x: forward(dense, x)),
+               "fused_1t": one_thread(lambda x=x: forward(fused_1t, x)), "params_1t": one_thread(params)}
+        t = timed(fns, rounds=41 if B == 1 else 25)
+        med = {k: v[0] for k, v in t.items()}
+        tag = "" if B == 32 else "_b1"
+        out[f"deepthin_speedup_b{B}"] = med["dense"] / med["fused"]
+        out[f"deepthin_speedup_b{B}_1t"] = med["dense_1t"] / med["fused_1t"]
+        out[f"deepthin_cost_per_param{tag}"] = min(med["fused"], med["fused_1t"]) / min(med["params"], med["params_1t"])
+        out[f"deepthin_cost_per_param{tag}_1t"] = med["fused_1t"] / med["params_1t"]
+        for k, v in med.items():
+            out[f"deepthin_ms_{k}_b{B}"] = v * 1e3
+        cpu = timed({k: fns[k] for k in ("dense_1t", "fused_1t", "params_1t")}, rounds=15, clock=time.thread_time)
+        out[f"deepthin_cpu_speedup_b{B}_1t"] = cpu["dense_1t"][0] / cpu["fused_1t"][0]
+        out[f"deepthin_cpu_cost_per_param{tag}_1t"] = cpu["fused_1t"][0] / cpu["params_1t"][0]
+        methods = ",".join(sorted({f.method_at(B) for f in fused}))
+        print(f"  batch {B:>2} (max rel. error {err:.1e}, fused method {methods}), median (min) ms:")
+        for side in ("", "_1t"):
+            d, f, p = (t[k + side] for k in ("dense", "fused", "params"))
+            label = "all threads" if not side else "one thread"
+            print(f"    {label:11s} dense {d[0] * 1e3:7.3f} ({d[1] * 1e3:7.3f})  "
+                  f"fused {f[0] * 1e3:6.3f} ({f[1] * 1e3:6.3f})  param-matched {p[0] * 1e3:6.3f} ({p[1] * 1e3:6.3f})  "
+                  f"speedup {d[0] / f[0]:6.2f}x  cost/param {f[0] / p[0]:5.2f}", flush=True)
+        d, f, p = (cpu[k][0] for k in ("dense_1t", "fused_1t", "params_1t"))
+        print(f"    one thread, CPU time: dense {d * 1e3:7.3f}  fused {f * 1e3:6.3f}  param-matched {p * 1e3:6.3f}  "
+              f"speedup {d / f:6.2f}x  cost/param {f / p:5.2f}", flush=True)
+
+    print("other layouts at the same size (all threads):")
+    for name, kw in (("max", dict(rank="max")), ("aligned", dict(rank="max", layout="aligned"))):
+        other = plan_network(TFKALDI, size_fraction=ALPHA, **kw)
+        layers = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(other, rng)]
+        row = []
         for B in BATCHES:
             x = rng.standard_normal((B, 440), dtype=np.float32)
-            if not checked:
-                ref = forward(dense_layers, x)
-                err = np.abs(forward(fused, x) - ref).max() / np.abs(ref).max()
-                assert err < 1e-3, f"fused forward differs from dense by {err:.2g} (relative)"
-                checked = True
-            fns = {"dense": lambda d=dense_layers, x=x: forward(d, x),
-                   "fused": lambda f=fused, x=x: forward(f, x),
-                   "params": param_matched(plan, B, rng)}
-            number = {k: auto_number(fn, target=0.01) for k, fn in fns.items()}   # ≈ 10 ms per timed run
-            best = side_by_side_threads(fns, repeat=9 if B == 1 else 5, number=number)
-            t = {k: v[0] for k, v in best.items()}
-            speed, cpp = t["dense"] / t["fused"], t["fused"] / t["params"]
-            out[f"deepthin_speedup_b{B}{suffix}"] = speed
-            out[f"deepthin_cost_per_param{suffix}" + ("_b1" if B == 1 else "")] = cpp
-            for k in ("dense", "fused", "params"):
-                out[f"deepthin_ms_{k}_b{B}{suffix}"] = t[k] * 1e3
-            thr = {k: v[1] or "default" for k, v in best.items()}
-            print(f"  batch {B:>2}: dense {t['dense'] * 1e3:7.2f} ms  fused {t['fused'] * 1e3:7.2f} ms  "
-                  f"speedup {speed:6.2f}x   param-matched dense {t['params'] * 1e3:6.3f} ms  "
-                  f"cost/param {cpp:6.2f}   (BLAS threads {thr['dense']}/{thr['fused']}/{thr['params']})",
-                  flush=True)
-    print("targets: speedup ≥ 15 at batch 1, ≥ 2 at batch 32; cost/param ≤ 2")
-    for suffix, alpha, layout in CONFIGS:
-        b1, b32 = out[f"deepthin_speedup_b1{suffix}"], out[f"deepthin_speedup_b32{suffix}"]
-        cpp = out[f"deepthin_cost_per_param{suffix}"]
-        marks = ["met" if ok else "missed" for ok in (b1 >= 15, b32 >= 2, cpp <= 2)]
-        print(f"  {layout:8s} α={alpha:<6} batch 1 {b1:6.2f}x {marks[0]:6s}  batch 32 {b32:6.2f}x {marks[1]:6s}  "
-              f"cost/param {cpp:6.2f} {marks[2]}")
+            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, L=layers: forward(L, x),
+                       "params": param_matched(other, B, rng)}, rounds=11)
+            out[f"deepthin_speedup_b{B}_{name}"] = t["dense"][0] / t["fused"][0]
+            out[f"deepthin_cost_per_param_b{B}_{name}"] = t["fused"][0] / t["params"][0]
+            row.append(f"batch {B}: speedup {t['dense'][0] / t['fused'][0]:6.2f}x, "
+                       f"cost/param {t['fused'][0] / t['params'][0]:6.2f}")
+        print(f"  {name:8s} {describe(other)}\n           " + "; ".join(row), flush=True)
+
+    print("the paper's Table 2 sizes, default layout, all threads (median speedup over dense):")
+    print(f"  {'size':>7} {'factor':>7} {'batch 1':>9} {'batch 32':>9}   paper (issue 13's quote of Table 2): "
+          + "; ".join(f"{k} {v}" for k, v in PAPER_QUOTE.items()))
+    for alpha in PAPER_SIZES:
+        p = plan_network(TFKALDI, size_fraction=alpha)
+        layers = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(p, rng)]
+        cells = []
+        for B in BATCHES:
+            x = rng.standard_normal((B, 440), dtype=np.float32)
+            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, L=layers: forward(L, x)}, rounds=11)
+            out[f"deepthin_sweep_b{B}_f{alpha}"] = t["dense"][0] / t["fused"][0]
+            cells.append(f"{t['dense'][0] / t['fused'][0]:8.2f}x")
+        print(f"  {alpha:7.4f} {1 / alpha:6.0f}x {cells[0]} {cells[1]}", flush=True)
+
+    print(f"targets (issue 13), load average now {load_average()}:")
+    for key, op, value in TARGETS:
+        ok = out[key] >= value if op == "≥" else out[key] <= value
+        print(f"  {key:28s} {out[key]:7.2f}  target {op} {value:<4}  {'met' if ok else 'MISSED'}")
     return out
 
 

@@ -69,6 +69,32 @@ def side_by_side(fns: dict[str, Callable[[], object]], *, repeat: int = 7, warmu
     return best
 
 
+def side_by_side_samples(fns: dict[str, Callable[[], object]], *, rounds: int = 15, warmup: int = 1,
+                         number: int | dict[str, int] = 1,
+                         clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Seconds per call of each function in every round, measured interleaved round by round.
+
+    Like :func:`side_by_side`, but returns all ``rounds`` samples so the caller can take medians
+    (robust to bursts of load in either direction) as well as minima. ``number`` may differ per
+    function (a dict), so that fast and slow functions each get timed runs of similar length.
+    ``clock=time.thread_time`` measures the calling thread's CPU time instead of wall time: for
+    single-threaded work that is what it costs, whatever else the machine is running.
+    """
+    calls = number if isinstance(number, dict) else {name: number for name in fns}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            k = calls[name]
+            t0 = clock()
+            for _ in range(k):
+                fn()
+            samples[name].append((clock() - t0) / k)
+    return samples
+
+
 def side_by_side_threads(fns: dict[str, Callable[[], object]], *, threads=(None, 1), repeat: int = 7,
                          warmup: int = 1, number: int | dict[str, int] = 1) -> dict[str, tuple[float, int | None]]:
     """:func:`side_by_side`, with every function also timed under each BLAS thread limit.

@@ -162,7 +162,7 @@ def test_plan_network_lands_on_target(alpha, rank):
 
 def test_plan_network_pins_small_layers_at_their_bound():
     shapes = {"big": (1024, 1024), "tiny": (8, 8)}
-    plan = plan_network(shapes, size_fraction=0.01)
+    plan = plan_network(shapes, size_fraction=0.01, rank="max")     # fine steps in bytes: lands within 0.5%
     tiny = plan.layers["tiny"]
     assert tiny.size_fraction == pytest.approx(deepthin_lower_bound(8, 8, layout="coprime"))   # far above 0.01
     assert tiny.gcd == 1                                     # not 8 x 8 at rank 1, which is plain rank 1
@@ -326,3 +326,67 @@ def test_init_stds_and_errors():
     a, _ = init_factors(3, 3, 1, target_std=1.0, rng=5)
     b, _ = init_factors(3, 3, 1, target_std=1.0, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------- the rank policy (the paper's r = 1 by default)
+
+def test_plan_network_default_rank_is_the_papers():
+    from thinlab.deepthin.network import DEFAULT_RANK
+    assert DEFAULT_RANK == 1
+    default, largest = plan_network(TFKALDI, size_fraction=0.01), plan_network(TFKALDI, size_fraction=0.01, rank="max")
+    assert all(s.r == 1 and s.gcd == 1 for s in default.layers.values())
+    assert [s.r for s in largest.layers.values()] == [4, 10, 10, 10, 10, 10, 18]
+    assert plan_network(TFKALDI, size_fraction=0.01, rank=None) == default
+    # rank 1 at 100x: n ≈ 1/α (W_aux rows of ~100), m ≈ α·Q·R; both plans within the same budget
+    assert [s.n for s in default.layers.values()] == [103, 101, 101, 101, 101, 101, 99]
+    assert default.size_fraction <= 0.01 and largest.size_fraction <= 0.01
+    assert default.size_fraction == pytest.approx(0.01, rel=2e-3)
+
+
+def test_rank_default_context_and_errors():
+    from thinlab.deepthin.network import rank_default
+    with rank_default("max"):
+        assert plan_network(TFKALDI, size_fraction=0.01).layers["h1"].r == 10
+        with rank_default(None):                                     # None changes nothing
+            assert plan_network(TFKALDI, size_fraction=0.01).layers["h1"].r == 10
+    assert plan_network(TFKALDI, size_fraction=0.01).layers["h1"].r == 1
+    with pytest.raises(ValueError, match=r"rank='largest' is not a rank; pass an int ≥ 1 .*'max'"):
+        plan_network(TFKALDI, size_fraction=0.01, rank="largest")
+    with pytest.raises(ValueError, match=r"rank='big' is not a rank"):
+        with rank_default("big"):
+            pass
+    with pytest.raises(RuntimeError):                               # restored after an error inside
+        with rank_default("max"):
+            raise RuntimeError
+    assert plan_network(TFKALDI, size_fraction=0.01).layers["h1"].r == 1
+
+
+def _runs(accs_1, accs_max, factor=20, same=False):
+    rows = [{"factor": factor, "rank": "1", "seed": s, "acc": a, "layers": {"h": [1, 1, 1]}}
+            for s, a in enumerate(accs_1)]
+    rows += [{"factor": factor, "rank": "max", "seed": s, "acc": a, "layers": {"h": [1, 1, 4]}, "same_as_rank_1": same}
+             for s, a in enumerate(accs_max)]
+    return rows
+
+
+def test_rank_verdict_against_noise():
+    from thinlab.layers.deepthin_rank import default_rank, rank_verdict
+    clear = rank_verdict(_runs([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]))
+    row = clear["rows"][0]
+    assert row["diff"] == pytest.approx(0.10) and row["verdict"] == "largest rank better"
+    se = 0.01 / math.sqrt(3)                                          # std 0.01 over 3 seeds, both sides
+    assert row["noise"] == pytest.approx(2 * math.sqrt(2) * se) and row["ranks"] == {"h": 4}
+    assert clear["verdict"] == "largest rank better" and clear["mean_diff"] == pytest.approx(0.10)
+    noisy = rank_verdict(_runs([0.60, 0.70, 0.65], [0.66, 0.62, 0.70]))
+    assert noisy["rows"][0]["verdict"] == "within noise" and noisy["verdict"] == "within noise"
+    worse = rank_verdict(_runs([0.70, 0.71, 0.72], [0.60, 0.61, 0.62]))
+    assert worse["verdict"] == "r = 1 better"
+    same = rank_verdict(_runs([0.6, 0.7], [0.6, 0.7], same=True))
+    assert same["rows"][0]["verdict"] == "same plan" and same["verdict"] == "same plan"
+    # pooled over sizes: a clear win at one size, noise at another
+    both = rank_verdict(_runs([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]) + _runs([0.6, 0.7, 0.65], [0.66, 0.62, 0.7], 100))
+    assert [r["factor"] for r in both["rows"]] == [20, 100] and both["mean_diff"] > 0
+    # the library default moves to the largest rank only when it wins on every data set
+    assert default_rank({"synthetic": clear, "real": clear}) == "max"
+    assert default_rank({"synthetic": clear, "real": noisy}) == 1
+    assert default_rank({}) == 1

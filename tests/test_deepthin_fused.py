@@ -83,7 +83,9 @@ def test_fused_larger_layouts(Q, R, n, every_offset):
         plan = FusedDeepThin(Xf, Wf, Q=Q, R=R, method=method)
         close(plan(X), want, np.abs(want).max())
         close(plan(X[1]), want[1], np.abs(want).max())
-    assert (plan.fft_["index"] is None) == every_offset == (plan.n_classes_ == n // math.gcd(n, Q))
+    assert (plan.n_classes_ == n // math.gcd(n, Q)) == every_offset
+    if plan.contract_ == "einsum":                  # offset order: the FFT read-out is a view iff every offset occurs
+        assert plan.fft_["view"] == every_offset
 
 
 def test_fused_exact_small():
@@ -192,3 +194,168 @@ def test_public_docstrings_name_the_lesson():
                 if not doc.rstrip().endswith("Taught in: 03_deepthin"):
                     missing.append(f"{module.__name__}.{label}")
     assert not missing, f"docstrings without 'Taught in: 03_deepthin': {missing}"
+
+
+# ---------------------------------------------------------------- cost linear in what is stored, threads, NaN / inf
+
+@pytest.mark.parametrize("Q, R, alpha, rank", [(2048, 2048, 0.01, 1), (2048, 2048, 0.01, None), (440, 2048, 0.01, 1),
+                                                (2048, 6928, 0.004, 1), (512, 512, 0.05, 3), (2000, 512, 0.01, 1)])
+def test_fused_plan_stores_about_the_parameters(Q, R, alpha, rank):
+    """The plan holds X^f re-indexed (≈ (m + R)·r values), the spectra (≈ (Q + n)·r) and, when
+    used, the band (2·A·r·n): nothing of the size of W (Q·R)."""
+    s = deepthin_size(Q, R, size_fraction=alpha, rank=rank)
+    Xf, Wf = init_factors(s.m, s.n, s.r, target_std=0.05, rng=0)
+    plan = FusedDeepThin(Xf, Wf, Q=Q, R=R)
+    stored = plan.G_.size + (2 * plan.fft_["spectra"].size if hasattr(plan, "fft_") else 0)
+    assert stored <= 2 * (s.m + 2 * R + Q + s.n) * s.r < Q * R / 4
+    for B in (1, 32):                                                # the method the cost model picks exists
+        assert plan.method_at(B) in ("windows", "band", "fft")
+        cost = plan.cost_ns(B)
+        assert plan.method_at(B) == min(cost, key=cost.get) or plan.contract_ == "gemm2"
+
+
+def test_fused_chained_layers_and_threads():
+    """A layer's Fortran-ordered output feeds the next layer; threads change nothing in the result."""
+    rng = np.random.default_rng(3)
+    shapes = [(300, 200), (200, 150)]
+    layers, dense_W = [], []
+    for Q, R in shapes:
+        s = deepthin_size(Q, R, size_fraction=0.05, rank=1)
+        Xf, Wf = init_factors(s.m, s.n, s.r, target_std=0.1, rng=rng)
+        layers.append([FusedDeepThin(Xf, Wf, Q=Q, R=R, threads=t) for t in (1, 2)])
+        dense_W.append(reconstruct(Xf, Wf, Q=Q, R=R).astype(np.float64))
+    X = rng.standard_normal((33, 300)).astype(np.float32)
+    want = np.maximum(X @ dense_W[0], 0) @ dense_W[1]
+    for t in (0, 1):
+        h = layers[0][t](X)
+        assert h.shape == (33, 200) and not np.shares_memory(h, X)
+        got = layers[1][t](np.maximum(h, 0, out=h))
+        close(got, want, np.abs(want).max())
+    with pytest.raises(ValueError, match=r"threads=0 must be None \(every CPU\) or a whole number ≥ 1"):
+        FusedDeepThin(np.ones((4, 1)), np.ones((1, 3)), Q=3, R=4, threads=0)
+
+
+@pytest.mark.parametrize("which, bad", [("Xf", np.nan), ("Wf", np.inf), ("Xf", -np.inf)])
+def test_fused_refuses_non_finite_factors(which, bad):
+    Xf, Wf = init_factors(20, 7, 2, target_std=1.0, rng=0)
+    (Xf if which == "Xf" else Wf)[1, 1] = bad
+    with pytest.raises(ValueError, match=rf"^{which} contains .* expected finite"):
+        FusedDeepThin(Xf, Wf, Q=10, R=14)
+    with pytest.raises(ValueError, match=rf"^{which} contains"):
+        fused_matmul(np.ones(10), Xf, Wf, Q=10, R=14)
+
+
+def test_fused_non_finite_input_gives_non_finite_rows_only():
+    Xf, Wf = init_factors(20, 7, 2, target_std=1.0, rng=0)
+    X = np.ones((3, 10), dtype=np.float32)
+    X[1, 4] = np.nan
+    for method in METHODS:
+        Y = FusedDeepThin(Xf, Wf, Q=10, R=14, method=method)(X)
+        assert np.isfinite(Y[[0, 2]]).all() and not np.isfinite(Y[1]).all()
+
+
+# ---------------------------------------------------------------- the torch inference path
+
+torch = pytest.importorskip("torch")
+
+
+def _deepthin_linear(Q, R, m, n, r, seed, bias=True):
+    from torch.nn.utils import parametrize
+
+    from thinlab.layers.parametrizations import DeepThin
+    torch.manual_seed(seed)
+    lin = torch.nn.Linear(Q, R, bias=bias)
+    parametrize.register_parametrization(lin, "weight", DeepThin(lin.weight.shape, m=m, n=n, r=r), unsafe=True)
+    Xf, Wf = init_factors(m, n, r, target_std=0.3, rng=seed)
+    with torch.no_grad():
+        lin.parametrizations.weight.original0.copy_(torch.from_numpy(Xf))
+        lin.parametrizations.weight.original1.copy_(torch.from_numpy(Wf))
+    return lin, Xf, Wf
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer=layers(), B=st.integers(1, 5), seed=st.integers(0, 2**16), bias=st.booleans())
+def test_torch_fused_equals_dense(layer, B, seed, bias):
+    """Eval mode without autograd runs the fused product; it equals X @ reconstruct(...) + bias."""
+    from thinlab.layers.deepthin_fused import FusedWeight
+    Q, R, m, n, r = layer
+    lin, Xf, Wf = _deepthin_linear(Q, R, m, n, r, seed, bias)
+    x = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, Q)).astype(np.float32))
+    want = dense(x.numpy(), Xf, Wf, Q, R) + (lin.bias.detach().numpy() if bias else 0)
+    lin.eval()
+    with torch.no_grad():
+        assert type(lin.weight) is FusedWeight
+        got = lin(x).numpy()
+    scale = np.abs(x.numpy()).sum(axis=-1).max() * r * np.abs(Xf).max() * np.abs(Wf).max() + 1
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
+
+
+def test_torch_fused_module_modes_and_fallbacks():
+    from thinlab.layers.deepthin_fused import FusedWeight, dense_inference
+    lin, Xf, Wf = _deepthin_linear(96, 40, 110, 37, 2, seed=1)
+    x = torch.randn(7, 3, 96)                                        # leading dimensions are kept
+    lin.eval()
+    with torch.no_grad():
+        fused = lin(x)
+        with dense_inference():
+            assert type(lin.weight) is torch.Tensor
+            plain = lin(x)
+        w = lin.weight
+        assert type(w) is FusedWeight and w.shape == (40, 96) and "FusedWeight(shape=(40, 96)" in repr(w)
+        np.testing.assert_allclose(w.detach().numpy(), reconstruct(Xf, Wf, Q=96, R=40).T, atol=1e-6)
+        assert type(w * 2) is torch.Tensor and torch.allclose(w * 2, 2 * w.dense())
+    assert fused.shape == (7, 3, 40)
+    assert (fused - plain).abs().max() <= 1e-4 * plain.abs().max()
+    # with gradients enabled (training, or eval with autograd) the plain parametrization is used and trains
+    assert type(lin.weight) is torch.Tensor
+    lin.train()
+    lin(x).square().sum().backward()
+    assert lin.parametrizations.weight.original0.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert type(lin.weight) is torch.Tensor                     # training mode: never fused
+
+
+def test_torch_fused_in_a_compressed_model():
+    """compress(...) then eval: the whole DNN predicts the same through the fused layers."""
+    from thinlab import train
+    from thinlab.layers import compress
+    from thinlab.layers.deepthin_fused import dense_inference
+    from thinlab.models import build_model
+    torch.manual_seed(0)
+    net = compress(build_model("dnn", 5, n_frames=20, n_mels=16, hidden=(128, 64)), method="deepthin",
+                   size_fraction=0.1, layers=["hidden.0", "hidden.1"], init="random")
+    X = np.random.default_rng(0).standard_normal((50, 20, 16)).astype(np.float32)
+    net.eval()
+    with torch.no_grad():
+        fused = net(torch.from_numpy(X))
+        with dense_inference():
+            plain = net(torch.from_numpy(X))
+    assert (fused - plain).abs().max() <= 1e-4 * plain.abs().max()
+    assert np.array_equal(train.predict(net, X), plain.argmax(1).numpy())
+
+
+def test_layer_and_torch_timing_rows():
+    from thinlab.layers import compress, fused_timing
+    from thinlab.models import build_model
+    rows = fused_timing.layer_timing({"a": (96, 64), "b": (64, 80)}, size_fraction=0.2, batches=(1, 3),
+                                     min_seconds=0.001, repeat=2)
+    assert [(r["layer"], r["batch"]) for r in rows] == [(l, b) for b in (1, 3) for l in ("a", "b", "all")]
+    for r in rows:
+        assert r["max_rel_diff"] < 1e-4 and r["speedup"] == pytest.approx(r["dense_us"] / r["fused_us"])
+        assert r["stored_bytes"] < r["dense_bytes"]
+        if r["layer"] == "a":
+            assert r["dense_bytes"] == 4 * 96 * 64 and r["r"] == 1
+            assert r["stored_bytes"] == 4 * (r["m"] + r["n"]) * r["r"]
+    torch.manual_seed(0)
+    net = compress(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(64, 48)), method="deepthin", size_fraction=0.3,
+                   layers=["hidden.0", "hidden.1"], init="random")
+    X = np.random.default_rng(0).standard_normal((5, 8, 6)).astype(np.float32)
+    rows = fused_timing.torch_inference_timing(net, X, batches=(1, 5), min_seconds=0.001, repeat=2)
+    assert [r["batch"] for r in rows] == [1, 5] and net.training                  # the mode is restored
+    for r in rows:
+        assert r["max_rel_diff"] < 1e-4 and r["device"] == "cpu"
+        assert r["speedup"] == pytest.approx(r["dense_us"] / r["fused_us"])
+        assert r["speedup_vs_plain"] == pytest.approx(r["plain_us"] / r["fused_us"])
+    with pytest.raises(ValueError, match="no .*DeepThin layer"):
+        fused_timing.torch_inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)), X)
+    assert set(fused_timing.cache_sizes()) == {"L1d", "L2", "L3"}

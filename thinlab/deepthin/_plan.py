@@ -16,30 +16,43 @@ from __future__ import annotations
 import numpy as np
 
 
-def column_classes(Q: int, R: int, n: int) -> dict:
+def column_classes(Q: int, R: int, n: int, *, order: str = "offset") -> dict:
     """Group the R columns by alignment offset.
+
+    The offsets o_j = (j·Q) mod n repeat with period Π = n / gcd(n, Q): column j is in the class of
+    j mod Π. ``order="offset"`` numbers the classes by *descending* offset (the FFT buffer holds
+    them in that order, so the einsum read-out is a view); ``order="column"`` numbers them by
+    their first column, class a = {a, a + Π, a + 2Π, …}, so the per-class results, stacked, are
+    the output's columns in order (no gather).
 
     Returns
     -------
     dict with ``i0`` (R,) first W_aux row of each column, ``rows`` (R,) rows spanned (P_j),
-    ``P`` max rows spanned, ``offsets`` (A,) distinct offsets in *descending* order (the FFT
-    read-out below wants that), ``cls`` (R,) class of each column, ``slot`` (R,) position of
-    the column inside its class, ``T`` largest class size.
+    ``P`` max rows spanned, ``offsets`` (A,) offset of each class, ``cls`` (R,) class of each
+    column, ``slot`` (R,) position of the column inside its class, ``T`` largest class size,
+    ``period`` Π.
 
     Taught in: 03_deepthin
     """
     start = np.arange(R, dtype=np.int64) * Q
     i0, off = start // n, start % n
     rows = -(-(off + Q) // n)                                  # ceil((o_j + Q) / n)
+    period = n // int(np.gcd(n, Q))
+    if order == "column":
+        cls, slot = np.arange(R, dtype=np.int64) % period, np.arange(R, dtype=np.int64) // period
+        return dict(i0=i0, rows=rows, P=int(rows.max()), offsets=off[: min(R, period)], cls=cls, slot=slot,
+                    T=-(-R // period), period=period)
+    if order != "offset":
+        raise ValueError(f"order={order!r} is not 'offset' or 'column'")
     offsets, cls = np.unique(-off, return_inverse=True)        # descending offsets
     offsets = -offsets
     counts = np.bincount(cls, minlength=len(offsets))
-    order = np.argsort(cls, kind="stable")
+    order_ = np.argsort(cls, kind="stable")
     first = np.concatenate(([0], np.cumsum(counts)[:-1]))
     slot = np.empty(R, dtype=np.int64)
-    slot[order] = np.arange(R) - first[cls[order]]
+    slot[order_] = np.arange(R) - first[cls[order_]]
     return dict(i0=i0, rows=rows, P=int(rows.max()), offsets=offsets, cls=cls.astype(np.int64),
-                slot=slot, T=int(counts.max()))
+                slot=slot, T=int(counts.max()), period=period)
 
 
 def gather_xf(Xf: np.ndarray, plan: dict, *, classes_last: bool = False) -> np.ndarray:
@@ -72,20 +85,26 @@ def gather_xf(Xf: np.ndarray, plan: dict, *, classes_last: bool = False) -> np.n
     return G.reshape(A, T, r * P)                              # (A, T, r, P) → (A, T, r·P)
 
 
-def band_matrix(Wf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """W^f laid as a banded Toeplitz matrix against two consecutive input blocks: (A·r, 2n).
+def band_blocks(Wf: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """W^f cut for multiplying consecutive n-long input blocks: H (2·A·r, n), no input copied.
 
-    Segment p of class a reads input positions [p·n − o_a, p·n − o_a + n), which lie in the
-    2n-long window z_p = x̃[(p − 1)·n : (p + 1)·n), at z_p offset n − o_a. So
-    c_k[p·n − o_a] = Σ_u z_p[u] · H[(a, k), u] with H[(a, k), u] = W^f[k, u − n + o_a].
+    With the input split into blocks b_p = x̃[p·n : (p + 1)·n) (a reshape), segment p of class a
+    reads positions [p·n − o_a, p·n − o_a + n): the last o_a of block p − 1, then the first
+    n − o_a of block p. So c_k[p·n − o_a] = (H_hi · b_{p−1} + H_lo · b_p)[(a, k)] with
+    H_hi[(a, k), v] = W^f[k, v − n + o_a] (v ≥ n − o_a) and H_lo[(a, k), v] = W^f[k, v + o_a]
+    (v < n − o_a). Rows 0 … A·r − 1 of the result are H_hi, the rest H_lo.
 
     Taught in: 03_deepthin
     """
     r, n = Wf.shape
-    b = np.arange(2 * n)[None, :] - n + offsets[:, None]       # (A, 2n) W^f column under each u
-    live = (b >= 0) & (b < n)
-    H = np.where(live[:, None, :], Wf[:, np.clip(b, 0, n - 1)].transpose(1, 0, 2), 0)   # (A, r, 2n)
-    return np.ascontiguousarray(H.reshape(-1, 2 * n), dtype=np.float32)   # (A, r, 2n) → (A·r, 2n)
+    v = np.arange(n)[None, :]
+    hi = v - n + offsets[:, None]                              # (A, n) W^f column under v, previous block
+    lo = v + offsets[:, None]                                  # (A, n) W^f column under v, current block
+    H = np.zeros((2, len(offsets), r, n), dtype=np.float32)
+    for half, b in enumerate((hi, lo)):                        # two halves, vectorised inside
+        live = (b >= 0) & (b < n)
+        H[half] = np.where(live[:, None, :], Wf[:, np.clip(b, 0, n - 1)].transpose(1, 0, 2), 0)   # (A, r, n)
+    return H.reshape(2 * len(offsets) * r, n)                  # (2, A, r, n) → (2·A·r, n)
 
 
 def next_fast_len(target: int) -> int:
@@ -107,48 +126,46 @@ def next_fast_len(target: int) -> int:
 
 
 def fft_plan(Wf: np.ndarray, plan: dict, Q: int) -> dict:
-    """Spectra and read-out for computing every c_k with one FFT correlation.
+    """Spectra and read-out for computing every c_k with one FFT correlation per row.
 
-    Linear correlation over shifts s ∈ [−(n−1), Q−1] needs a length N ≥ Q + n − 1. The spectra
-    are pre-multiplied by a phase ramp that delays the result by n − 1, so shift s sits at
-    index u = s + n − 1 ∈ [0, N) of a (r, L) buffer, L = max(N, P·n + g − 1) (zeros past N: shifts
-    ≥ Q only meet zeros of G). When all n/g offsets occur, class a (descending offsets,
-    o_a = n − g − a·g) needs C[k, p, a] = c_k[p·n − o_a] = buf[k, p·n + g − 1 + a·g]: the buffer
-    reshaped to (r, P, A, g), last slot – a view, no gather. Otherwise ``index`` (r, P, A)
-    gathers the values from the flat (r·L,) buffer.
+    Linear correlation over shifts s ∈ [−(n−1), Q−1] needs a length N ≥ Q + n − 1; N is also
+    ≥ P·n so that every read below stays inside the buffer. The spectra are pre-multiplied by a
+    phase ramp that delays the result by n − g (g = gcd(n, Q)), so shift s sits at index
+    s + n − g, and class a's segment p, c_k[p·n − o_a], at ``rows[p, a]`` = p·n + n − g − o_a.
+    When the classes are all n/g offsets in descending order (o_a = n − g − a·g) that is
+    p·n + a·g: the first P·n entries reshaped to (P, n/g, g), slot 0 – a view (``view``).
+    Indices past Q + n − g hold wrapped values of the circular correlation; only segments that
+    X^f's zeros (beyond a column's P_j rows) multiply read them.
 
     Returns
     -------
-    dict with ``N``, ``L``, ``g``, ``spectra`` (r, N//2 + 1) complex64, ``index`` (None when
-    every offset occurs).
+    dict with ``N``, ``g``, ``spectra`` (N//2 + 1, r) complex64, ``rows`` (P, A), ``view`` (bool).
 
     Taught in: 03_deepthin
     """
     r, n = Wf.shape
-    N = next_fast_len(Q + n - 1)
-    P, offsets = plan["P"], plan["offsets"]
-    ramp = np.exp(-2j * np.pi * np.arange(N // 2 + 1) * (n - 1) / N)       # delay by n − 1 samples
-    spectra = (np.conj(np.fft.rfft(Wf.astype(np.float64), n=N)) * ramp).astype(np.complex64)
+    P, offsets = plan["P"], np.asarray(plan["offsets"])
     g = int(np.gcd(n, Q))
-    L = max(N, P * n + g - 1)
-    index = None
-    if len(offsets) != n // g:                                              # some offsets never occur
-        u = n - 1 + n * np.arange(P)[:, None] - offsets[None, :]            # (P, A) buffer index of each shift
-        index = L * np.arange(r)[:, None, None] + u[None]                   # (r, P, A) into (r·L,)
-    return dict(N=N, L=L, g=g, spectra=spectra, index=index)
+    N = next_fast_len(max(Q + n - 1, P * n))
+    ramp = np.exp(-2j * np.pi * np.arange(N // 2 + 1) * (n - g) / N)     # delay by n − g samples
+    spectra = (np.conj(np.fft.rfft(Wf.astype(np.float64), n=N)) * ramp).astype(np.complex64)   # (r, N//2 + 1)
+    rows = n * np.arange(P)[:, None] + (n - g - offsets)[None, :]          # (P, A) buffer index of each shift
+    view = np.array_equal(offsets, n - g - g * np.arange(n // g))
+    return dict(N=N, g=g, spectra=np.ascontiguousarray(spectra.T), rows=rows, view=view)
 
 
 def estimate_ns(method: str, *, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -> float:
-    """Rough time model (ns for B rows, combination step included) used to pick the correlation
-    method; constants fitted to measurements on a 2-core AVX-512 machine (numpy 2.4, OpenBLAS),
-    only the ordering matters.
+    """Rough one-thread time model (ns for a batch of B rows: correlation and read-out; the
+    combination is the same for all three) used to pick the correlation method. Constants fitted
+    to one-thread CPU-time measurements of TFKaldi- and lesson-sized layers on a 2-core AVX-512
+    machine (numpy 2.4, scipy 1.17, OpenBLAS 0.3); only the ordering matters.
 
     Taught in: 03_deepthin
     """
-    if method == "windows":     # copy A windows of P·n inputs, one (B·A·P, n) @ (n, r) GEMM, transpose
-        return 0.3 * B * A * n * P + 0.02 * B * A * n * P * r + 2.0 * B * A * P * r + 15000.0
-    if method == "band":        # read the (A·r, 2n) band matrix, GEMM against (2n, P·B)
-        return 0.1 * 2 * n * A * r + 0.02 * B * P * 2 * n * A * r + 1.0 * B * P * 2 * n + 26000.0
-    if method == "fft":         # rfft of x, r inverse FFTs of length N, read-out of A·r·P values
-        return 3.4 * B * (r + 1) * N + 1.0 * B * A * r * P + 30000.0
+    if method == "windows":     # A·P small GEMMs (r, n) @ (n, B) on copied windows of the input
+        return 600.0 * A * P + 0.03 * B * A * P * n * r + 1.0 * B * A * P * n + 4000.0
+    if method == "band":        # one GEMM (2·A·r, n) @ (n, (P + 1)·B), the blocks copied in, a shifted add
+        return 0.015 * 2 * A * r * n * (P + 1) * B + 0.5 * B * ((P + 1) * n + A * r * P) + 7000.0
+    if method == "fft":         # rfft of each row, r inverse FFTs of length N (faster per row in a batch), read-out
+        return (0.16 + 0.25 / B) * B * (r + 1) * N * np.log2(N) + 0.5 * B * A * r * P * (1 + (r > 1)) + 14000.0
     raise ValueError(f"method={method!r} is not one of 'windows', 'band', 'fft'")

@@ -4,11 +4,62 @@ Taught in: 03_deepthin
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from thinlab._validate import ceil_sig, check_count, check_fraction, check_layout
 from thinlab.deepthin.solver import ORIGINAL_DTYPE, DeepThinSize, deepthin_lower_bound, deepthin_size
 from thinlab.size import LayerSize, SizeReport, dense_bytes, share_budget
+
+#: The rank :func:`plan_network` (and so ``compress(method="deepthin")``) gives every layer when
+#: ``rank`` is not passed: the paper's r = 1 (Sotoudeh & Baghsorkhi, section 5.3.1: r = 1 trained as
+#: well as or better than larger ranks, and every DeepThin model there uses it). The rule: it moves
+#: to the largest rank that fits only if that trains better beyond noise on both data sets. Measured
+#: with ``python -m thinlab.layers.deepthin_rank --data synthetic`` and ``--data
+#: ../shared/speech_commands_sample`` (lesson 03's DNN and recipe, 20 epochs, sizes 1/20, 1/100,
+#: 1/200, 1/350, seeds 0-2; accuracy on validation + test speakers), largest rank − r = 1 pooled
+#: over the sizes where the plans differ: +0.026 ± 0.032 (synthetic) and +0.005 ± 0.027 (real
+#: sample), both within noise (2 standard errors). Per size the larger rank led at 1/20 (+0.052
+#: synthetic, within noise; +0.035 real, beyond its 0.028 noise) and trailed at 1/200 on the real
+#: sample (−0.049, beyond 0.041): no consistent winner, so the paper's choice stays. r = 1 is also
+#: the cheapest fused product (one inverse FFT per rank, :mod:`thinlab.deepthin.fused`).
+DEFAULT_RANK: int | str = 1
+_default_rank: list = [DEFAULT_RANK]      # the current default; :func:`rank_default` swaps it for a block
+
+
+def _check_rank(rank) -> int | None:
+    """``rank`` as an int cap, or None for "the largest that fits" (``"max"``)."""
+    if rank is None:
+        rank = _default_rank[0]
+    if rank == "max":
+        return None
+    if isinstance(rank, str):
+        raise ValueError(f"rank={rank!r} is not a rank; pass an int ≥ 1 (a cap on every layer's rank), "
+                         f"'max' (the largest that fits each layer) or None (the default, {DEFAULT_RANK!r})")
+    return check_count("rank", rank)
+
+
+@contextmanager
+def rank_default(rank):
+    """Within the block, :func:`plan_network`'s default rank is ``rank`` (an int cap or ``"max"``);
+    ``None`` changes nothing.
+
+    ``compress(method="deepthin")`` plans through :func:`plan_network` and takes no DeepThin rank
+    itself, so this is how :func:`thinlab.layers.compare.train_compressed` trains the
+    largest-rank variant for lesson 03's rank comparison.
+
+    Taught in: 03_deepthin
+    """
+    if rank is None:
+        yield
+        return
+    _check_rank(rank)
+    old = _default_rank[0]
+    _default_rank[0] = rank
+    try:
+        yield
+    finally:
+        _default_rank[0] = old
 
 
 @dataclass(frozen=True)
@@ -69,7 +120,7 @@ class NetworkPlan:
         return SizeReport(rows)
 
 
-def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, rank: int | None = None,
+def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, rank: int | str | None = None,
                  layout: str = "coprime", dtype="float32", shuffled: bool = False) -> NetworkPlan:
     """Choose a DeepThin layout for every layer so the whole model lands on ``size_fraction``.
 
@@ -89,8 +140,9 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
         Target total compressed / dense bytes, in (0, 1].
     other_params : int
         Parameters kept uncompressed (float32).
-    rank : int or None
-        Cap every layer's rank at this value (None: each layer takes the largest that fits).
+    rank : int, "max" or None
+        Cap every layer's rank at this value; ``"max"``: each layer takes the largest rank that
+        fits; None: :data:`DEFAULT_RANK` (the paper's r = 1; see there for why).
     layout, dtype, shuffled
         Passed to :func:`deepthin_size`.
 
@@ -100,7 +152,7 @@ def plan_network(shapes: dict, *, size_fraction: float, other_params: int = 0, r
 
     Taught in: 03_deepthin
     """
-    alpha, layout = check_fraction(size_fraction), check_layout(layout)
+    alpha, layout, rank = check_fraction(size_fraction), check_layout(layout), _check_rank(rank)
     if not shapes:
         raise ValueError("shapes is empty; pass {'layer name': (Q, R), ...} for the layers to compress")
     shapes = {name: (check_count(f"{name} Q", q), check_count(f"{name} R", r)) for name, (q, r) in shapes.items()}

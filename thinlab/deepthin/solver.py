@@ -188,6 +188,9 @@ def deepthin_size(Q: int, R: int, *, size_fraction: float, rank: int | None = No
 
     1. **rank** – the largest r whose smallest factors fit (``rank=None``), or exactly ``rank``.
        The reshape lets W's rank exceed r, but r still caps W_aux, so more is more expressive.
+       Whole networks are planned by :func:`~thinlab.deepthin.network.plan_network`, which
+       (like ``compress``) uses the paper's r = 1 by default: the larger rank did not train
+       better beyond noise on lesson 03's task (see ``network.DEFAULT_RANK`` for the figures).
     2. **layout** – ``"coprime"`` (default, the paper's LCM rule) prefers gcd(n, Q) = 1;
        ``"aligned"`` prefers the smallest period n / gcd(n, Q) (1 when n divides Q);
        ``"any"`` has no preference.
