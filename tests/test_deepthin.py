@@ -390,3 +390,26 @@ def test_rank_verdict_against_noise():
     assert default_rank({"synthetic": clear, "real": clear}) == "max"
     assert default_rank({"synthetic": clear, "real": noisy}) == 1
     assert default_rank({}) == 1
+
+
+def test_rank_verdict_is_paired_over_speakers_when_runs_hold_hits():
+    from thinlab.layers.deepthin_rank import rank_verdict
+
+    rng = np.random.default_rng(0)
+    spk = np.repeat(np.arange(25), 6).astype(str)
+    layers1, layersm = {"hidden.0": [10, 20, 1]}, {"hidden.0": [10, 20, 4]}
+    runs = []
+    for seed in range(3):
+        base = rng.random(150) < 0.6
+        better = base | (rng.random(150) < 0.5)                 # the largest rank gets many more clips right
+        runs.append({"factor": 20, "rank": "1", "seed": seed, "acc": base.mean(), "hits": base, "speakers": spk,
+                     "layers": layers1})
+        runs.append({"factor": 20, "rank": "max", "seed": seed, "acc": better.mean(), "hits": better, "speakers": spk,
+                     "layers": layersm, "same_as_rank_1": False})
+    v = rank_verdict(runs)
+    assert v["verdict"] == "largest rank better" and v["rows"][0]["verdict"] == "largest rank better"
+    assert v["mean_diff"] > 0 and 0 < v["noise"] < v["mean_diff"]
+    for r in runs:                                              # the same hits for both policies: no difference
+        if r["rank"] == "max":
+            r["hits"] = next(q["hits"] for q in runs if q["rank"] == "1" and q["seed"] == r["seed"])
+    assert rank_verdict(runs)["verdict"] == "within noise"

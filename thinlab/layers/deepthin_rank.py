@@ -52,8 +52,8 @@ def rank_comparison(ds, *, factors, seeds, epochs: int = 20, ranks=RANKS, device
 
     Returns
     -------
-    list of dicts ``factor``, ``rank`` (the policy, as a string), ``seed``, ``acc`` (validation and
-    test speakers together), ``n_eval``, ``bytes``, ``layers`` (layer → [m, n, r]), ``seconds``,
+    list of dicts ``factor``, ``rank`` (the policy, as a string), ``seed``, ``acc`` (on the test split),
+    ``hits`` and ``speakers`` (per test clip, for the paired verdict), ``n_eval``, ``bytes``, ``layers`` (layer → [m, n, r]), ``seconds``,
     ``same_as_rank_1`` (True when the policy gives the r = 1 plan itself: then the run is copied,
     not retrained).
 
@@ -78,11 +78,12 @@ def rank_comparison(ds, *, factors, seeds, epochs: int = 20, ranks=RANKS, device
                     r = dict(have[(F, "1", seed)], rank=str(rank), same_as_rank_1=True)
                 else:
                     out = compare.train_compressed(ds, method="deepthin", size_fraction=1 / F, seed=seed,
-                                                   epochs=epochs, eval_splits=("val", "test"), device=device,
+                                                   epochs=epochs, eval_splits=("test",), device=device,
                                                    rank=rank, max_train=max_train, progress=progress)
                     r = {"factor": F, "rank": str(rank), "seed": int(seed), "acc": out["acc"], "n_eval": out["n_eval"],
                          "bytes": out["bytes"], "layers": {k: list(v) for k, v in layers.items()},
-                         "seconds": out["seconds"], "same_as_rank_1": layers == base and str(rank) != "1"}
+                         "seconds": out["seconds"], "same_as_rank_1": layers == base and str(rank) != "1",
+                         "hits": out["hits"], "speakers": out["speakers"]}
                 runs.append(r)
                 have[key] = r
                 if on_run is not None:
@@ -93,12 +94,13 @@ def rank_comparison(ds, *, factors, seeds, epochs: int = 20, ranks=RANKS, device
 def rank_verdict(runs, *, reference: str = "1", other: str = "max") -> dict:
     """Is ``other`` better than ``reference`` beyond noise? Per factor and pooled over factors.
 
-    Per factor: the seed means and standard deviations (ddof = 1) of both, the difference
-    ``diff = acc(other) − acc(reference)`` and its noise ``train.difference_noise(se_ref, se_other)``
-    (two standard errors of the difference, se = std / √seeds); the verdict is ``"<other> better"``
-    or ``"<reference> better"`` when |diff| exceeds the noise, ``"within noise"`` otherwise, and
-    ``"same plan"`` when both policies give the same layers. Pooled: the mean difference over the
-    factors where the plans differ, against 2·√(Σ se²) / (number of factors), the same rule.
+    When the runs hold per-clip ``hits`` (every run of :func:`rank_comparison` does), the verdict is the
+    paired speaker bootstrap of :func:`thinlab.stats.paired_compare` on the test clips, with per-clip
+    correctness averaged over seeds (pooled: also over the factors where the plans differ); ``noise``
+    is then the half-width of that 95 % interval. Runs without hits (an older saved study) fall back to
+    the spread over seeds: ``train.difference_noise(se_ref, se_other)`` with se = std / √seeds.
+    The verdict is ``"<other> better"``, ``"<reference> better"``, ``"within noise"``, or
+    ``"same plan"`` when both policies give the same layers.
 
     Returns
     -------
@@ -109,7 +111,15 @@ def rank_verdict(runs, *, reference: str = "1", other: str = "max") -> dict:
     by: dict = {}
     for r in runs:
         by.setdefault((r["factor"], r["rank"]), []).append(r)
-    rows, diffs, var = [], [], []
+    from thinlab import stats
+
+    paired = all("hits" in r for r in runs)
+    rows, diffs, var, pooled_a, pooled_b = [], [], [], [], []
+
+    def judge(a_hits, b_hits, spk):
+        c = stats.paired_compare(b_hits, a_hits, spk, a=other, b=reference)
+        v = {"better": f"{_label(other)} better", "worse": f"{_label(reference)} better"}.get(c.verdict, "within noise")
+        return c.diff, (c.high - c.low) / 2, v
     for F in sorted({f for f, _ in by}):
         a, b = by.get((F, reference), []), by.get((F, other), [])
         if not a or not b:
@@ -122,6 +132,12 @@ def rank_verdict(runs, *, reference: str = "1", other: str = "max") -> dict:
         same = all(r.get("same_as_rank_1") for r in b)
         verdict = "same plan" if same else ("within noise" if abs(diff) <= noise else
                                             f"{_label(other)} better" if diff > 0 else f"{_label(reference)} better")
+        if paired and not same:
+            ha = np.stack([np.asarray(r["hits"], float) for r in a]).mean(axis=0)
+            hb = np.stack([np.asarray(r["hits"], float) for r in b]).mean(axis=0)
+            diff, noise, verdict = judge(ha, hb, np.asarray(a[0]["speakers"]))
+            pooled_a.append(ha)
+            pooled_b.append(hb)
         rows.append({"factor": F, f"acc {_label(reference)}": float(acc_a.mean()), f"std {_label(reference)}": sd_a,
                      f"acc {_label(other)}": float(acc_b.mean()), f"std {_label(other)}": sd_b,
                      "ranks": {k: v[2] for k, v in b[0]["layers"].items()}, "diff": diff, "noise": noise,
@@ -134,6 +150,9 @@ def rank_verdict(runs, *, reference: str = "1", other: str = "max") -> dict:
     mean_diff, noise = float(np.mean(diffs)), 2 * math.sqrt(sum(var)) / len(diffs)
     verdict = ("within noise" if abs(mean_diff) <= noise else
                f"{_label(other)} better" if mean_diff > 0 else f"{_label(reference)} better")
+    if paired:
+        spk = np.asarray(next(r for r in runs if "speakers" in r)["speakers"])
+        mean_diff, noise, verdict = judge(np.mean(pooled_a, axis=0), np.mean(pooled_b, axis=0), spk)
     return {"rows": rows, "mean_diff": mean_diff, "noise": noise, "verdict": verdict}
 
 
@@ -178,7 +197,7 @@ def main(argv=None) -> int:
                        "verdict": rank_verdict(runs)}
         out.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(out, "w") as f:
-            f.write(json.dumps(saved, indent=1))
+            f.write(json.dumps(saved, indent=1, default=lambda o: o.tolist()))      # per-clip hits are arrays
 
     runs = rank_comparison(ds, factors=args.factors, seeds=args.seeds, epochs=args.epochs, ranks=ranks,
                            done=saved.get(name, {}).get("runs", []), on_run=save)
