@@ -8,7 +8,7 @@ FAST ?= 0
 DATA ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lessons test lab bench data clean
+.PHONY: venv lessons test lab bench data site clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,11 @@ test: $(STAMP)
 ## make lab: open JupyterLab on the lessons
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=lessons $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## make site [DATA=synthetic|/path]: the executed course as an offline website in build/site/ (pages from
+## build/lessons/; a lesson not executed there, or executed from an older notebook, is run at CI size first)
+site: $(STAMP)
+	$(PY) -m thinlab.course site $(if $(DATA),--data "$(DATA)")
 
 ## make bench: speed and memory ratios, written to build/bench.json
 bench: $(STAMP)

@@ -44,7 +44,14 @@ def test_environment_yml_matches_pyproject():
 def test_torch_is_pinned_to_the_cpu_wheel_everywhere():
     assert _pyproject()["torch"] == "==2.13.0"
     makefile = (REPO / "Makefile").read_text()
-    assert makefile.index('"torch==2.13.0"') < makefile.index('-e ".[dev]"'), "CPU torch must be installed first"
+    assert makefile.index("tools/install_torch.py") < makefile.index('-e ".[dev]"'), "torch must be installed first"
+    import sys
+    sys.path.insert(0, str(REPO / "tools"))
+    import install_torch
+
+    assert install_torch.torch_requirement() == "torch==2.13.0"             # the pin it installs is pyproject's
+    for f in ("environment.yml", "binder/requirements.txt"):                # no GPU there: the CPU wheel's index
+        assert install_torch.CPU_INDEX in (REPO / f).read_text(), f
 
 
 def test_binder_postbuild_installs_the_package():

@@ -4,6 +4,8 @@
 lesson with papermill into ``build/lessons/`` (executed copies are build artefacts; the notebooks in
 ``lessons/`` stay without outputs), then prints each lesson's time, peak memory and headline numbers.
 ``--fast 1`` injects each lesson's CI-size parameters (``FAST_PARAMS``).
+``release OUT``, ``grade SUBMISSIONS --out gradebook.csv`` and ``site``: the classroom tools
+(:mod:`thinlab.classroom`).
 """
 from __future__ import annotations
 
@@ -49,6 +51,9 @@ LESSONS = [
     Lesson("06", "06_pipeline.ipynb", "The full pipeline: prune -> low rank / DeepThin -> quantize, distillation, "
            "Pareto chart of every method, save / reload / timing",
            ("prune", "lowrank", "deepthin", "quant", "layers", "size", "train", "charts"), "tests/test_lesson_06.py"),
+    Lesson("07", "07_deploy.ipynb", "Deploy: ONNX export, onnxruntime FP32 and int8 (dynamic, static), bytes, latency "
+           "and accuracy beside thinlab's stored formats", ("deploy", "layers", "train", "charts"),
+           "tests/test_lesson_07.py"),
 ]
 
 LESSONS.sort(key=lambda l: l.key)
@@ -63,10 +68,12 @@ FAST_PARAMS = {
            "FINETUNE_EPOCHS": 1},
     "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
            "FINETUNE_EPOCHS": 1},
-    "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0]},
+    "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0], "TIMING_SECONDS": 0.02},
     "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,
            "PARETO_METHODS": ["prune", "lowrank", "deepthin", "hashed", "narrow"], "PARETO_FRACTIONS": [0.05],
            "QUANT_METHODS": ["uniform_sym_channel", "kmeans"], "QUANT_SWEEP_BITS": [4]},
+    "07": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "CALIB_CLIPS": 32,
+           "LATENCY_REPEATS": 5},
 }
 
 
@@ -153,7 +160,11 @@ def main(argv=None) -> int:
     r.add_argument("--only", default="", help="comma-separated lesson keys, e.g. 00,03")
     ls = sub.add_parser("list", help="print the lesson table")
     ls.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+    from thinlab.classroom import cli as classroom  # release, grade, site (see thinlab/classroom/)
+    classroom.add_parsers(sub)
     args = ap.parse_args(argv)
+    if args.cmd in classroom.COMMANDS:
+        return classroom.run(args)
     if args.cmd == "list" and args.markdown:
         print(markdown_table())
         return 0
