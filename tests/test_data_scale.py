@@ -302,3 +302,25 @@ def test_max_train_caps_every_run_with_the_same_clips(memory_ds):
     for bad in (0, -3, 2.5, True, "100"):
         with pytest.raises(ValueError, match=r"max_train=.* must be a whole number ≥ 1"):
             compare.train_compressed(ds, method="deepthin", size_fraction=0.3, max_train=bad)
+
+
+def test_a_worker_that_dies_is_reported_and_its_finished_chunks_kept(real_fixture, tmp_cache, small_chunks,
+                                                                     memory_ds, monkeypatch):
+    from thinlab.data import parallel
+
+    parent, doomed = os.getpid(), memory_ds.files_train[48]  # the first clip of chunk 6 (training rows come first)
+    real = parallel.compute_chunk
+
+    def killed_on_chunk_6(reader, rows, params):  # as the kernel's out-of-memory killer would
+        if rows[0][0] == doomed and os.getpid() != parent:
+            os._exit(137)
+        return real(reader, rows, params)
+
+    monkeypatch.setattr(parallel, "compute_chunk", killed_on_chunk_6)
+    monkeypatch.setattr(train, "available_cpus", lambda: 2)  # two forked workers even on a 1-CPU runner
+    with pytest.raises(DataError, match=r"a feature worker process died .*run the same call again to resume"):
+        load_dataset(real_fixture, storage="memmap", **KW)
+    monkeypatch.setattr(parallel, "compute_chunk", real)
+    ds = load_dataset(real_fixture, storage="memmap", **KW)
+    assert ds.cache_status.startswith("resumed: ") and "of 13 chunks" in ds.cache_status
+    _f16_close(memory_ds.X_train, ds.X_train)

@@ -19,10 +19,12 @@ import json
 import multiprocessing
 import sys
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
+from ._io import DataError
 from .audio import SAMPLE_RATE
 from .features import FeatureParams, compute_features
 from . import store as _store
@@ -142,6 +144,10 @@ def fill_store(store: ChunkStore, rows, *, root, background=(), seed: int = 0, a
         if _is_disk_full(exc) and not isinstance(exc, FeatureCacheFullError):
             raise disk_full_error(store.folder, str(exc)) from exc
         raise
+    except BrokenProcessPool as exc:
+        raise DataError(f"a feature worker process died ({exc}), most likely killed for lack of memory. The chunks "
+                        f"it finished are kept in {store.folder}: run the same call again to resume, after closing "
+                        "other programs if memory is short.") from exc
     finally:
         bar.close()
     return todo

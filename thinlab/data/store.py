@@ -330,7 +330,8 @@ class FeatureArray:
         if self._maps is None:
             self._maps = [None] * len(self._paths)
         if self._maps[c] is None:
-            self._maps[c] = np.load(self._paths[c], mmap_mode="r", allow_pickle=False)
+            mapped = np.load(self._paths[c], mmap_mode="r", allow_pickle=False)
+            self._maps[c] = mapped.view(np.ndarray)  # a plain ndarray over the same mapped pages
         return self._maps[c]
 
     def _read_range(self, a: int, b: int) -> np.ndarray:
