@@ -439,6 +439,11 @@ def data_fingerprint(*arrays) -> str:
     """A short hash of the arrays' bytes and shapes: the part of a cache key that names the data."""
     h = hashlib.sha256()
     for a in arrays:
+        if _is_mapped(a):                   # memory-mapped features: hashed a block at a time, never read whole
+            h.update(str((tuple(a.shape), np.dtype(np.float32).str)).encode())
+            for s in range(0, len(a), _STREAM_ROWS):
+                h.update(np.ascontiguousarray(a[s:s + _STREAM_ROWS], dtype=np.float32).tobytes())
+            continue
         a = np.ascontiguousarray(a)
         h.update(str((a.shape, a.dtype.str)).encode())
         h.update(a.tobytes())
@@ -469,7 +474,7 @@ def baseline(name: str, ds, *, epochs: int = 20, seed: int = 0, batch_size: int 
     dev = resolve_device("cpu" if device is None else device)
     model_kwargs = dict(model_kwargs or {})
     n_classes = len(ds.labels)
-    _, n_frames, n_mels = np.asarray(ds.X_train).shape
+    _, n_frames, n_mels = np.shape(ds.X_train)          # .shape only: a memory map is not read
     model_kwargs.setdefault("n_frames", n_frames)
     model_kwargs.setdefault("n_mels", n_mels)
     seed_everything(seed)
