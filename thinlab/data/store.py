@@ -418,9 +418,17 @@ def use_memmap(storage: str, n_rows: int, row_shape) -> bool:
 
     ``"auto"`` memory-maps when the float32 features would exceed :data:`MEMMAP_BYTES` (256 MiB,
     about 16,000 one-second clips): the full data sets, not the sample or the synthetic set.
+    ``$THINLAB_MEMMAP_BYTES`` overrides the limit (``0``: every set, so the lessons can be run the
+    full-set way on small data).
 
     Taught in: 00_speech_commands
     """
     if storage == "memmap":
         return True
-    return storage == "auto" and n_rows * row_bytes(row_shape) > MEMMAP_BYTES
+    limit = os.environ.get("THINLAB_MEMMAP_BYTES", "").strip()     # a lower limit runs small sets the full-set way
+    try:
+        limit = int(limit) if limit else MEMMAP_BYTES
+    except ValueError:
+        raise ValueError(f"THINLAB_MEMMAP_BYTES={limit!r}: expected a whole number of bytes (0 memory-maps every "
+                         "set), or unset it") from None
+    return storage == "auto" and n_rows * row_bytes(row_shape) > limit
