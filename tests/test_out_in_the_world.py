@@ -229,12 +229,26 @@ def test_auto_falls_back_to_synthetic_with_a_banner(why, fake_light_tier, tmp_ca
     assert expected in msg, msg
 
 
-def test_auto_probe_gives_up_quickly_on_a_silent_host(monkeypatch):
-    with socket.socket() as listener:                                        # accepts nothing: a full backlog
+def test_auto_probe_gives_up_quickly_on_a_silent_host():
+    with socket.socket() as listener:                     # loopback only: a listener whose backlog is full
         listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
         port = listener.getsockname()[1]
-        why = source_mod.host_answers(f"http://10.255.255.1:{port}/x", timeout=0.3)
-    assert "did not answer within 0.3 s" in why or "cannot be reached" in why
+        pending = []
+        for _ in range(4):                                 # queue connections nobody accepts
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            pending.append(c)
+        try:
+            why = source_mod.host_answers(f"http://127.0.0.1:{port}/x", timeout=0.3)
+        finally:
+            for c in pending:
+                c.close()
+    assert "did not answer within 0.3 s" in why
     assert "not an http(s) URL" in source_mod.host_answers("ftp://example.org/a")
 
 
