@@ -58,6 +58,11 @@ def _clusters(speakers, n: int) -> np.ndarray:
     return np.unique(ids, return_inverse=True)[1]
 
 
+def _n_speakers(speakers, n: int) -> int:
+    """Distinct named speakers (silence has none); ``n`` when no speakers are given (every clip its own)."""
+    return int(len(set(np.asarray(speakers).astype(str)) - {""})) if speakers is not None else int(n)
+
+
 def _weights(k: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, k) counts: how often each of k clusters is drawn in each bootstrap sample."""
     rng = np.random.default_rng(seed)
@@ -110,9 +115,7 @@ def accuracy_interval(correct, speakers=None, *, n_boot: int = N_BOOT, level: fl
     a = (1 - level) / 2
     p = float(c.mean())
     return Interval(p, float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a)), float(boot.std(ddof=1)),
-                    float(np.sqrt(p * (1 - p) / len(c))), int(len(c)),
-                    int(len(set(np.asarray(speakers).astype(str)) - {""})) if speakers is not None else int(len(c)),
-                    level)
+                    float(np.sqrt(p * (1 - p) / len(c))), int(len(c)), _n_speakers(speakers, len(c)), level)
 
 
 @dataclass(frozen=True)
@@ -165,9 +168,8 @@ def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str 
     q = (1 - level) / 2
     lo, hi = float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "within noise"
-    n_spk = int(len(set(np.asarray(speakers).astype(str)) - {""})) if speakers is not None else int(len(ca))
     return Comparison(a, b, float(ca.mean()), float(cb.mean()), float(ca.mean() - cb.mean()), lo, hi, verdict,
-                      int(len(ca)), n_spk, level)
+                      int(len(ca)), _n_speakers(speakers, len(ca)), level)
 
 
 def correct(model, X, y, *, device=None) -> np.ndarray:

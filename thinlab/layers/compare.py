@@ -272,13 +272,13 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         if method == "narrow":                  # the same WHOLE-model bytes as the others: hidden budget + the rest
             from thinlab.layers.lowrank_train import thin_dnn
 
-            dense_hidden = sum(4 * q * r for q, r in shapes.values())
+            dense_hidden = plan("dense", shapes, size_fraction=1.0)["bytes"]
             whole = int(size_fraction * dense_hidden) + size_report(net).total_bytes - dense_hidden
             train.seed_everything(seed)
             net, width = thin_dnn(net, n_bytes=whole)
-            layout = dict(layout, detail={"width": width, "whole_model_budget": int(whole)})
-            layout["bytes"] = sum(4 * q * r for q, r in hidden_shapes(net).values())
-            layout["size_fraction"] = layout["bytes"] / sum(4 * q * r for q, r in shapes.values())
+            thin_hidden = plan("dense", hidden_shapes(net), size_fraction=1.0)["bytes"]
+            layout = {"bytes": thin_hidden, "size_fraction": thin_hidden / dense_hidden,
+                      "detail": {"width": width, "whole_model_budget": int(whole)}}
         elif method == "lowrank":
             for name, d in layout["detail"].items():                 # one rank per layer
                 net = compress(net, method="lowrank", rank=d["rank"], layers=[name], init="random", seed=seed)
