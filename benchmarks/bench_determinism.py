@@ -17,7 +17,7 @@ from torch import nn
 
 from benchmarks.common import side_by_side
 from thinlab import models, train
-from thinlab.layers import compress
+from thinlab.nn import compress
 
 BATCH = 64
 

@@ -29,8 +29,8 @@ from thinlab.data import (ArchiveError, AudioError, DataError, FeatureParams, co
                           read_audio, scan, synthesize, time_shift, which_set, write_wav as tl_write_wav)
 from thinlab.data._io import DataTypeError
 from thinlab.data.__main__ import main
-from thinlab.layers import compress, load_compressed, save_compressed
-from thinlab.layers._io_check import CompressedFileError
+from thinlab.nn import compress, load_compressed, save_compressed
+from thinlab.nn._io_check import CompressedFileError
 from thinlab.models import build_model
 
 THINLAB_DIR = Path(thinlab.__file__).resolve().parent

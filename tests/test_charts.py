@@ -17,11 +17,11 @@ def _bundle(chart):
 
 
 def _data(spec):
-    """All inline rows of a (possibly layered / concatenated) spec."""
+    """All inline data rows of a (possibly layered / concatenated) spec (not axis tick ``values``)."""
     rows = []
     if isinstance(spec, dict):
         for k, v in spec.items():
-            if k == "values" and isinstance(v, list):
+            if k == "values" and isinstance(v, list) and all(isinstance(r, dict) for r in v):
                 rows += v
             else:
                 rows += _data(v)

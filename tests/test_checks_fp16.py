@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _checks_helpers import assert_fails_with_hint, assert_passes, assert_reference_passes, assert_unwritten_says_so
 
-from thinlab import checks, fp16
+from thinlab import checks, precision
 
 
 def _relative_gap(x, m, e_min):  # |x|·2**-m: right only at powers of two
@@ -23,11 +23,11 @@ def _off_by_one(x, m, e_min):
 
 
 def _below_smallest_normal(x):  # forgets subnormals
-    return x != 0 and abs(x) < fp16.format_facts("float16").smallest_normal
+    return x != 0 and abs(x) < precision.format_facts("float16").smallest_normal
 
 
 def _below_smallest_subnormal(x):  # forgets round-to-nearest
-    return x != 0 and abs(x) < fp16.format_facts("float16").smallest_subnormal
+    return x != 0 and abs(x) < precision.format_facts("float16").smallest_subnormal
 
 
 def _strict_half(x):  # forgets that the tie 2**-25 rounds to even (0)
@@ -114,8 +114,8 @@ def test_references_agree_with_numpy_and_the_scaler():
         assert checks.SOLUTIONS["float_spacing"](x, 10, -14) == float(np.spacing(np.float16(x)))
     for x in np.geomspace(1e-10, 1e-6, 200):
         assert checks.SOLUTIONS["underflows"](x) == (np.float16(x) == 0)
-        assert checks.SOLUTIONS["underflows"](x) == (fp16.underflow_fraction([x]) == 1.0)
-    scaler, state = fp16.DynamicLossScaler(init_scale=8.0, growth_interval=2), (8.0, 0)
+        assert checks.SOLUTIONS["underflows"](x) == (precision.underflow_fraction([x]) == 1.0)
+    scaler, state = precision.DynamicLossScaler(init_scale=8.0, growth_interval=2), (8.0, 0)
     for found_inf in [False, False, True, False, True, False, False, False]:
         skip = scaler.update(found_inf)
         *state, ref_skip = checks.SOLUTIONS["loss_scale_update"](*state, found_inf, growth_interval=2)

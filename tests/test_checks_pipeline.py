@@ -60,7 +60,7 @@ def test_distillation_wrong_answers_fail_with_hint(kwargs, words):
 def test_distillation_reference_matches_torch():
     import torch
 
-    from thinlab.layers import pipeline as pl
+    from thinlab.experiments import pipeline as pl
 
     rng = np.random.default_rng(0)
     s, t, y = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)), rng.integers(0, 4, 6)

@@ -21,7 +21,7 @@ from thinlab import models, train
 from thinlab.data import DataError, FeatureCacheWarning, load_dataset
 from thinlab.data import store as store_mod
 from thinlab.data.store import FeatureArray, FeatureCacheFullError
-from thinlab.layers import compare
+from thinlab.experiments import compare
 
 ROOT = Path(__file__).resolve().parents[1]
 KW = dict(progress=False, verbose=False)

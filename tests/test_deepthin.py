@@ -370,7 +370,7 @@ def _runs(accs_1, accs_max, factor=20, same=False):
 
 
 def test_rank_verdict_against_noise():
-    from thinlab.layers.deepthin_rank import default_rank, rank_verdict
+    from thinlab.experiments.deepthin_rank import default_rank, rank_verdict
     clear = rank_verdict(_runs([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]))
     row = clear["rows"][0]
     assert row["diff"] == pytest.approx(0.10) and row["verdict"] == "largest rank better"
@@ -393,7 +393,7 @@ def test_rank_verdict_against_noise():
 
 
 def test_rank_verdict_is_paired_over_speakers_when_runs_hold_hits():
-    from thinlab.layers.deepthin_rank import rank_verdict
+    from thinlab.experiments.deepthin_rank import rank_verdict
 
     rng = np.random.default_rng(0)
     spk = np.repeat(np.arange(25), 6).astype(str)

@@ -262,7 +262,7 @@ torch = pytest.importorskip("torch")
 def _deepthin_linear(Q, R, m, n, r, seed, bias=True):
     from torch.nn.utils import parametrize
 
-    from thinlab.layers.parametrizations import DeepThin
+    from thinlab.nn.parametrizations import DeepThin
     torch.manual_seed(seed)
     lin = torch.nn.Linear(Q, R, bias=bias)
     parametrize.register_parametrization(lin, "weight", DeepThin(lin.weight.shape, m=m, n=n, r=r), unsafe=True)
@@ -277,7 +277,7 @@ def _deepthin_linear(Q, R, m, n, r, seed, bias=True):
 @given(layer=layers(), B=st.integers(1, 5), seed=st.integers(0, 2**16), bias=st.booleans())
 def test_torch_fused_equals_dense(layer, B, seed, bias):
     """Eval mode without autograd runs the fused product; it equals X @ reconstruct(...) + bias."""
-    from thinlab.layers.deepthin_fused import FusedWeight
+    from thinlab.nn.deepthin_fused import FusedWeight
     Q, R, m, n, r = layer
     lin, Xf, Wf = _deepthin_linear(Q, R, m, n, r, seed, bias)
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, Q)).astype(np.float32))
@@ -291,7 +291,7 @@ def test_torch_fused_equals_dense(layer, B, seed, bias):
 
 
 def test_torch_fused_module_modes_and_fallbacks():
-    from thinlab.layers.deepthin_fused import FusedWeight, dense_inference
+    from thinlab.nn.deepthin_fused import FusedWeight, dense_inference
     lin, Xf, Wf = _deepthin_linear(96, 40, 110, 37, 2, seed=1)
     x = torch.randn(7, 3, 96)                                        # leading dimensions are kept
     lin.eval()
@@ -318,8 +318,8 @@ def test_torch_fused_module_modes_and_fallbacks():
 def test_torch_fused_in_a_compressed_model():
     """compress(...) then eval: the whole DNN predicts the same through the fused layers."""
     from thinlab import train
-    from thinlab.layers import compress
-    from thinlab.layers.deepthin_fused import dense_inference
+    from thinlab.nn import compress
+    from thinlab.nn.deepthin_fused import dense_inference
     from thinlab.models import build_model
     torch.manual_seed(0)
     net = compress(build_model("dnn", 5, n_frames=20, n_mels=16, hidden=(128, 64)), method="deepthin",
@@ -335,9 +335,10 @@ def test_torch_fused_in_a_compressed_model():
 
 
 def test_layer_and_torch_timing_rows():
-    from thinlab.layers import compress, fused_timing
+    from thinlab.nn import compress
+    from thinlab.experiments import timing
     from thinlab.models import build_model
-    rows = fused_timing.layer_timing({"a": (96, 64), "b": (64, 80)}, size_fraction=0.2, batches=(1, 3),
+    rows = timing.layer_timing({"a": (96, 64), "b": (64, 80)}, size_fraction=0.2, batches=(1, 3),
                                      min_seconds=0.001, repeat=2)
     assert [(r["layer"], r["batch"]) for r in rows] == [(l, b) for b in (1, 3) for l in ("a", "b", "all")]
     for r in rows:
@@ -350,12 +351,12 @@ def test_layer_and_torch_timing_rows():
     net = compress(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(64, 48)), method="deepthin", size_fraction=0.3,
                    layers=["hidden.0", "hidden.1"], init="random")
     X = np.random.default_rng(0).standard_normal((5, 8, 6)).astype(np.float32)
-    rows = fused_timing.torch_inference_timing(net, X, batches=(1, 5), min_seconds=0.001, repeat=2)
+    rows = timing.torch_inference_timing(net, X, batches=(1, 5), min_seconds=0.001, repeat=2)
     assert [r["batch"] for r in rows] == [1, 5] and net.training                  # the mode is restored
     for r in rows:
         assert r["max_rel_diff"] < 1e-4 and r["device"] == "cpu"
         assert r["speedup"] == pytest.approx(r["dense_us"] / r["fused_us"])
         assert r["speedup_vs_plain"] == pytest.approx(r["plain_us"] / r["fused_us"])
     with pytest.raises(ValueError, match="no .*DeepThin layer"):
-        fused_timing.torch_inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)), X)
-    assert set(fused_timing.cache_sizes()) == {"L1d", "L2", "L3"}
+        timing.torch_inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)), X)
+    assert set(timing.cache_sizes()) == {"L1d", "L2", "L3"}

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from thinlab import data, deploy, train
-from thinlab.layers import compress
+from thinlab.nn import compress
 from thinlab.models import build_model
 
 #: int8 may cost at most this much accuracy (absolute) against FP32 on the fixture's clips

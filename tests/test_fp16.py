@@ -6,7 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from thinlab.fp16 import (
+from thinlab.precision import (
     DynamicLossScaler, format_facts, format_name, has_inf_or_nan, one_plus_delta, overflow_fraction,
     round_to_format, to_bfloat16, to_bfloat16_reference, underflow_fraction,
 )

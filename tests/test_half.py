@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from thinlab.fp16 import DynamicLossScaler
-from thinlab.half import (
+from thinlab.precision import DynamicLossScaler
+from thinlab.nn.half import (
     HalfStep, half_cast_report, half_step_fn, half_train_step, probe_cpu_half_ops, to_half, transfer_fp32_to_fp16,
 )
 
@@ -138,7 +138,7 @@ def test_bad_arguments(data):
         half_train_step(h, data, torch.optim.SGD(m.parameters(), lr=0.1), sc, mode="pure")
     with pytest.raises(ValueError, match="mode='fp16'; choose 'pure'"):
         half_train_step(m, data, torch.optim.SGD(m.parameters(), lr=0.1), sc, mode="fp16")
-    with pytest.raises(TypeError, match="loss_scaler must be a thinlab.fp16.DynamicLossScaler"):
+    with pytest.raises(TypeError, match="loss_scaler must be a thinlab.precision.DynamicLossScaler"):
         half_train_step(m, data, torch.optim.SGD(m.parameters(), lr=0.1), 2.0 ** 16)
     with pytest.raises(TypeError, match=r"batch must be a pair of tensors \(x, y\)"):
         half_train_step(m, data[0], torch.optim.SGD(m.parameters(), lr=0.1), sc)

@@ -8,8 +8,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab import deepthin, hashednet, lowrank, prune
-from thinlab.layers import (compress, compressible_layers, load_compressed, save_compressed, size_report,
-                            uncompressed)
+from thinlab.nn import compress, compressible_layers, load_compressed, save_compressed, size_report, uncompressed
 from thinlab.models import build_model
 
 CASES = [

@@ -1,5 +1,5 @@
-"""The DeepThin paper's experiment driver (thinlab.layers.compare) and the fused-product timing
-(thinlab.layers.fused_timing): every method lands within its byte budget, the trained model stores
+"""The DeepThin paper's experiment driver (thinlab.experiments.compare) and the fused-product timing
+(thinlab.experiments.timing): every method lands within its byte budget, the trained model stores
 exactly the planned bytes, low rank and narrow networks are sized honestly, gradual pruning ends at
 the CSR target, runs repeat with a seed, the summary and Table-1 arithmetic are right, and the fused
 product equals the dense one."""
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from thinlab import deepthin, hashednet, lowrank, prune
-from thinlab.layers import compare, compress, fused_timing, size_report
+from thinlab.nn import compress, size_report
+from thinlab.experiments import compare, timing
 from thinlab.models import build_model
 
 DNN_SHAPES = {"hidden.0": (2000, 512), "hidden.1": (512, 512), "hidden.2": (512, 512)}
@@ -183,18 +184,18 @@ def thin_model():
 
 
 def test_deepthin_factors_rebuild_the_torch_weight(thin_model):
-    f = fused_timing.deepthin_factors(thin_model)
+    f = timing.deepthin_factors(thin_model)
     assert list(f) == ["hidden.0", "hidden.1"]
     for name, (Xf, Wf, Q, R) in f.items():
         w = dict(thin_model.named_modules())[name].weight.detach().numpy()     # torch (R, Q)
         np.testing.assert_allclose(deepthin.reconstruct(Xf, Wf, Q=Q, R=R), w.T, rtol=1e-5, atol=1e-6)
     shuffled = compress(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(64, 48)), method="deepthin_shuffled",
                         size_fraction=0.3, layers=["hidden.0", "hidden.1"])
-    assert fused_timing.deepthin_factors(shuffled) == {}      # no fused path for the shuffled variant
+    assert timing.deepthin_factors(shuffled) == {}      # no fused path for the shuffled variant
 
 
 def test_inference_timing_rows_and_exactness(thin_model):
-    rows = fused_timing.inference_timing(thin_model, batches=(1, 4), min_seconds=0.001, repeat=2)
+    rows = timing.inference_timing(thin_model, batches=(1, 4), min_seconds=0.001, repeat=2)
     assert [(r["layer"], r["batch"]) for r in rows] == [(l, b) for b in (1, 4) for l in ("hidden.0", "hidden.1", "all")]
     for r in rows:
         assert r["max_rel_diff"] < 1e-4 and r["dense_us"] > 0 and r["fused_us"] > 0
@@ -202,7 +203,7 @@ def test_inference_timing_rows_and_exactness(thin_model):
         if r["layer"] != "all":
             assert r["gcd"] == math.gcd(r["n"], r["Q"])
     with pytest.raises(ValueError, match="no .*DeepThin layer"):
-        fused_timing.inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)))
+        timing.inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)))
 
 
 def test_share_budget_pins_layers_whose_floor_is_above_the_common_share():

@@ -1,4 +1,4 @@
-"""torch-side low-rank helpers (thinlab.layers.lowrank_train): per-layer ranks, SVD projection equals
+"""torch-side low-rank helpers (thinlab.nn.lowrank): per-layer ranks, SVD projection equals
 the numpy truncation, exact bytes, trainable factors, and the byte-matched thin DNN."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab import lowrank, train
-from thinlab.layers import lowrank_train as lr
-from thinlab.layers import pruning, size_report
+from thinlab.nn import lowrank as lr
+from thinlab.nn import layer_weights, size_report
 from thinlab.models import build_model
 
 HIDDEN = (16, 12, 8)
@@ -26,7 +26,7 @@ def test_factorize_projects_each_layer_to_its_rank(dnn):
     f = lr.factorize(dnn, ranks)
     assert lr.layer_ranks(f) == ranks
     assert not parametrize.is_parametrized(dnn.hidden[0], "weight"), "the original must be untouched"
-    W, Wf = pruning.layer_weights(dnn), pruning.layer_weights(f)
+    W, Wf = layer_weights(dnn), layer_weights(f)
     for name, k in ranks.items():
         A, B = lowrank.truncated_svd(W[name], rank=k)
         np.testing.assert_allclose(Wf[name], A @ B, atol=1e-5)
@@ -44,7 +44,7 @@ def test_factorize_bytes_are_the_factor_formula(dnn):
 def test_random_factors_differ_from_the_projection_and_train(dnn):
     proj = lr.factorize(dnn, 2, layers=["hidden.0"])
     rand = lr.factorize(dnn, 2, layers=["hidden.0"], init="random", seed=1)
-    w_proj, w_rand = pruning.layer_weights(proj)["hidden.0"], pruning.layer_weights(rand)["hidden.0"]
+    w_proj, w_rand = layer_weights(proj)["hidden.0"], layer_weights(rand)["hidden.0"]
     assert not np.allclose(w_proj, w_rand)
     assert np.linalg.matrix_rank(w_rand.astype(np.float64), tol=1e-5) == 2
     g = np.random.default_rng(0)
@@ -53,7 +53,7 @@ def test_random_factors_differ_from_the_projection_and_train(dnn):
     train.fit(rand, X, y, epochs=1, batch_size=16, progress=False)
     after = list(rand.hidden[0].parametrizations.weight.parameters())
     assert all(not torch.equal(a, b) for a, b in zip(before, after)), "both factors must be trained"
-    assert np.linalg.matrix_rank(pruning.layer_weights(rand)["hidden.0"].astype(np.float64), tol=1e-5) <= 2
+    assert np.linalg.matrix_rank(layer_weights(rand)["hidden.0"].astype(np.float64), tol=1e-5) <= 2
 
 
 def test_factorize_rejects_bad_ranks(dnn):

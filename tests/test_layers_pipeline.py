@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from thinlab import models
-from thinlab.layers import load_compressed, pipeline as pl, save_compressed, size_report
+from thinlab.nn import load_compressed, save_compressed, size_report
+from thinlab.experiments import pipeline as pl
 
 
 def _dnn(seed=0, hidden=(32, 32)):

@@ -1,4 +1,4 @@
-"""torch-side pruning helpers (thinlab.layers.pruning): orientation round trip, exact sparsity and
+"""torch-side pruning helpers (thinlab.nn.pruning): orientation round trip, exact sparsity and
 bytes of masked models, structured pruning that computes what the masked network did, and gradual
 pruning that reaches its target with nested masks."""
 from __future__ import annotations
@@ -9,8 +9,11 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab import prune
-from thinlab.layers import compressible_layers, size_report
-from thinlab.layers import pruning as lp
+from thinlab.nn import compressible_layers, size_report
+from thinlab import train
+from thinlab.experiments.gradual import gradual_prune
+from thinlab.nn import apply_masks, layer_masks, layer_weights, set_layer_weights
+from thinlab.nn import pruning as lp
 from thinlab.models import build_model
 
 HIDDEN = (16, 12, 8)
@@ -33,27 +36,27 @@ def _data(n=40):
 
 
 def test_weights_are_paper_oriented_and_round_trip(dnn):
-    W = lp.layer_weights(dnn)
+    W = layer_weights(dnn)
     assert list(W) == compressible_layers(dnn)
     assert W["hidden.0"].shape == (16, 16) and W["hidden.1"].shape == (16, 12) and W["out"].shape == (8, 3)
     np.testing.assert_array_equal(W["hidden.1"], dnn.hidden[1].weight.detach().numpy().T)
     doubled = {n: 2 * w for n, w in W.items()}
-    lp.set_layer_weights(dnn, doubled)
-    np.testing.assert_array_equal(lp.layer_weights(dnn)["out"], doubled["out"])
+    set_layer_weights(dnn, doubled)
+    np.testing.assert_array_equal(layer_weights(dnn)["out"], doubled["out"])
 
 
 def test_set_weights_rejects_wrong_shape(dnn):
     with pytest.raises(ValueError, match="expected .*\\(Q, R\\)"):
-        lp.set_layer_weights(dnn, {"out": np.zeros((3, 8), np.float32)})
+        set_layer_weights(dnn, {"out": np.zeros((3, 8), np.float32)})
     with pytest.raises(KeyError, match="choose from"):
-        lp.layer_weights(dnn, layers=["nope"])
+        layer_weights(dnn, layers=["nope"])
 
 
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_prune_model_is_exact_and_reports_csr_bytes(dnn, scope):
     pruned = lp.prune_model(dnn, sparsity=0.75, scope=scope)
     assert not parametrize.is_parametrized(dnn.hidden[0], "weight"), "the original must be untouched"
-    W, masks = lp.layer_weights(pruned), lp.layer_masks(pruned)
+    W, masks = layer_weights(pruned), layer_masks(pruned)
     sizes = {n: w.size for n, w in W.items()}
     zeros = {n: int((~m).sum()) for n, m in masks.items()}
     if scope == "layer":
@@ -74,7 +77,7 @@ def test_prune_model_bad_scope(dnn):
 
 def test_apply_masks_checks_shape(dnn):
     with pytest.raises(ValueError, match="expected"):
-        lp.apply_masks(dnn, {"out": np.ones((3, 8), bool)})
+        apply_masks(dnn, {"out": np.ones((3, 8), bool)})
 
 
 def test_prune_to_bytes_meets_the_budget(dnn):
@@ -92,12 +95,12 @@ def test_shrink_dnn_computes_what_the_masked_network_did(dnn):
     assert [l.out_features for l in small.hidden] == [8, 6, 4]
     assert small.out.in_features == 4 and small.out.out_features == 3
     # the big network with every removed unit's outgoing weights zeroed computes the same function
-    W = lp.layer_weights(dnn)
+    W = layer_weights(dnn)
     names = ["hidden.0", "hidden.1", "hidden.2", "out"]
     for i, name in enumerate(names[:-1]):
         removed = np.setdiff1d(np.arange(W[name].shape[1]), kept[name])
         W[names[i + 1]][removed] = 0
-    lp.set_layer_weights(dnn, W)
+    set_layer_weights(dnn, W)
     small.eval()
     x = _x()
     torch.testing.assert_close(small(x), dnn(x), rtol=1e-5, atol=1e-5)
@@ -115,10 +118,10 @@ def test_shrink_dnn_keep_per_layer_and_bad_input(dnn):
 
 def test_finetune_keeps_masks_fixed(dnn):
     pruned = lp.prune_model(dnn, sparsity=0.8)
-    before = lp.layer_masks(pruned)
+    before = layer_masks(pruned)
     X, y = _data()
-    lp.finetune(pruned, X, y, epochs=2, progress=False)
-    after, W = lp.layer_masks(pruned), lp.layer_weights(pruned)
+    train.finetune(pruned, X, y, epochs=2, progress=False)
+    after, W = layer_masks(pruned), layer_weights(pruned)
     for n in before:
         np.testing.assert_array_equal(before[n], after[n])
         assert np.all(W[n][~after[n]] == 0)
@@ -137,7 +140,7 @@ def test_gradual_prune_reaches_the_target_with_nested_masks(dnn, scope, monkeypa
         return out
 
     monkeypatch.setattr(lp.prune, kernel, recording)
-    pruned, hist, rows = lp.gradual_prune(dnn, X, y, final_sparsity=0.9, epochs=4, batch_size=8, n_updates=4,
+    pruned, hist, rows = gradual_prune(dnn, X, y, final_sparsity=0.9, epochs=4, batch_size=8, n_updates=4,
                                           scope=scope, progress=False, layers=["hidden.0", "hidden.1"])
     assert len(hist.train_loss) == 4 and len(rows) == 4 * 8
     s = [r["sparsity"] for r in rows]
@@ -151,7 +154,7 @@ def test_gradual_prune_reaches_the_target_with_nested_masks(dnn, scope, monkeypa
     for ms in by_layer.values():
         for a, b in zip(ms, ms[1:]):
             assert not np.any(b & ~a), "a pruned weight came back"
-    masks = lp.layer_masks(pruned)
+    masks = layer_masks(pruned)
     assert set(masks) == {"hidden.0", "hidden.1"}
     total = sum(m.size for m in masks.values())
     kept = sum(int(m.sum()) for m in masks.values())
@@ -161,14 +164,14 @@ def test_gradual_prune_reaches_the_target_with_nested_masks(dnn, scope, monkeypa
 
 def test_gradual_prune_with_too_few_steps_still_ends_at_target(dnn):
     X, y = _data(8)
-    pruned, _, rows = lp.gradual_prune(dnn, X, y, final_sparsity=0.5, epochs=1, batch_size=8, progress=False,
+    pruned, _, rows = gradual_prune(dnn, X, y, final_sparsity=0.5, epochs=1, batch_size=8, progress=False,
                                        begin=0.0, end=1.0)
     assert len(rows) == 1
-    m = lp.layer_masks(pruned)["hidden.0"]
+    m = layer_masks(pruned)["hidden.0"]
     assert int((~m).sum()) == prune.n_pruned(m.size, sparsity=0.5)
 
 
 def test_gradual_prune_bad_window(dnn):
     X, y = _data(8)
     with pytest.raises(ValueError, match="begin"):
-        lp.gradual_prune(dnn, X, y, final_sparsity=0.5, epochs=1, begin=0.8, end=0.5)
+        gradual_prune(dnn, X, y, final_sparsity=0.5, epochs=1, begin=0.8, end=0.5)

@@ -1,4 +1,4 @@
-"""Whole-model post-training quantisation and fake-quant fine-tuning (thinlab.layers.quant_model):
+"""Whole-model post-training quantisation and fake-quant fine-tuning (thinlab.experiments.quant_sweep):
 the bytes are the kernels' byte formulas (and the serialised size), the dequantised weights are what
 the model computes with, errors fall with bits, and the fake-quantised model starts where the
 matching post-training quantiser is."""
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from thinlab import quant
-from thinlab.layers import FakeQuant, compress, size_report
-from thinlab.layers import quant_model as qm
-from thinlab.layers.pruning import layer_weights
+from thinlab.nn import FakeQuant, compress, size_report
+from thinlab.experiments import quant_sweep as qm
+from thinlab.nn.weights import layer_weights
 from thinlab.models import build_model
 from thinlab.size import shape_bytes
 

@@ -10,7 +10,7 @@ import math
 import pytest
 
 from thinlab import course
-from thinlab.layers import compare
+from thinlab.experiments import compare
 
 pytestmark = pytest.mark.slow
 

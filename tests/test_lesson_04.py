@@ -9,7 +9,7 @@ import math
 import pytest
 
 from thinlab import course
-from thinlab.layers import quant_model as qm
+from thinlab.experiments import quant_sweep as qm
 
 
 @pytest.mark.parametrize("data", ["synthetic", "shared"])

@@ -54,8 +54,3 @@ def test_lesson_05(run_lesson_fast, data):
     assert res["peak_memory_mb"] < 2000
 
 
-def test_half_probe_split_keeps_the_api():
-    from thinlab import half, half_probe
-
-    assert half.probe_cpu_half_ops is half_probe.probe_cpu_half_ops
-    assert half.HALF_DTYPES == half_probe.HALF_DTYPES

@@ -34,7 +34,7 @@ def test_models_map_features_to_logits(name):
     out = m(torch.randn(3, 101, 40))
     assert out.shape == (3, 12)
     assert models.n_params(m) == sum(p.numel() for p in m.parameters())
-    from thinlab.layers import save_compressed, size_report
+    from thinlab.nn import save_compressed, size_report
     buffers = sum(b.numel() * (4 if b.is_floating_point() else b.element_size()) for b in m.buffers())
     assert models.fp32_bytes(m) == 4 * models.n_params(m) + buffers == size_report(m).total_bytes  # one byte count
 

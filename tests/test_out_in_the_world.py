@@ -163,7 +163,8 @@ def test_fit_and_evaluate_take_a_device():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (runs where torch.cuda.is_available())")
 def test_cuda_training_and_a_cached_baseline_on_both_devices(tmp_cache):
-    from thinlab.layers import compress, pruning
+    from thinlab import train
+    from thinlab.nn import compress
 
     ds = _tiny_ds()
     kw = dict(epochs=2, seed=0, verbose=False, progress=False, model_kwargs={"hidden": (16, 16)})
@@ -174,7 +175,7 @@ def test_cuda_training_and_a_cached_baseline_on_both_devices(tmp_cache):
     np.testing.assert_array_equal(train.predict(gpu, ds.X_test), train.predict(cpu, ds.X_test))
     pruned = compress(gpu, method="prune", size_fraction=0.5)               # transforms keep the device
     assert train.model_device(pruned).type == "cuda"
-    pruning.finetune(pruned, ds.X_train, ds.y_train, epochs=1, progress=False)
+    train.finetune(pruned, ds.X_train, ds.y_train, epochs=1, progress=False)
     assert 0 <= train.evaluate(pruned, ds.X_test, ds.y_test)["accuracy"] <= 1
 
 

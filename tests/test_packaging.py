@@ -87,7 +87,7 @@ def test_widgets_ship_in_a_normal_install(tmp_path):
     # -S: no .pth files, so the editable install's finder is off; the venv's packages come after the target
     purelib = sysconfig.get_paths()["purelib"]
     code = (f"import sys; sys.path.insert(0, {str(target)!r}); sys.path.append({purelib!r}); "
-            "import thinlab.widgets, thinlab, thinlab.layers, thinlab.data; print(thinlab.widgets.__file__)")
+            "import thinlab.widgets, thinlab, thinlab.nn, thinlab.data; print(thinlab.widgets.__file__)")
     out = subprocess.run([sys.executable, "-S", "-c", code], check=True, capture_output=True, text=True).stdout
     assert Path(out.strip()).is_relative_to(target)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import thinlab
 from thinlab import deepthin, hashednet, lowrank, prune, quant
 from thinlab.data import FeatureParams, compute_features, load_audio, mix_noise, time_shift
-from thinlab.layers import compress, load_compressed, save_compressed
+from thinlab.nn import compress, load_compressed, save_compressed
 
 THINLAB_DIR = Path(thinlab.__file__).resolve().parent
 DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int64, np.uint8, np.bool_, np.complex64, object]

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from thinlab import half, models, stats
-from thinlab.layers import size_report
+from thinlab import models, stats
+from thinlab.nn import half
+from thinlab.nn import size_report
 from thinlab.size import dtype_bytes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ def test_one_byte_count_in_every_precision(name):
 REPRO = r"""
 import hashlib, sys
 from thinlab import data, train
-from thinlab.layers.compare import METHODS, train_compressed
+from thinlab.experiments.compare import METHODS, train_compressed
 train.use_threads(2)
 train.set_deterministic(True)
 ds = data.load_dataset(sys.argv[1], progress=False, verbose=False)
@@ -162,7 +163,7 @@ def test_a_whole_folder_is_one_evaluation_set(real_fixture, tmp_cache):
 
 
 def test_paired_verdicts_average_seeds_and_judge_on_speakers():
-    from thinlab.layers.compare import paired_verdicts
+    from thinlab.experiments.compare import paired_verdicts
 
     rng = np.random.default_rng(5)
     spk = np.repeat(np.arange(30), 8).astype(str)

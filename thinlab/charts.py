@@ -65,6 +65,23 @@ def enable() -> None:
 enable()
 
 
+# ------------------------------------------------------------------ house style
+#
+# Every builder below follows the rules that :func:`lint` checks: at most 10 colours in one colour scale,
+# no symlog scale, log axes with explicit ticks at 1·10^k (plus 2·10^k and 5·10^k when the axis spans under
+# two decades) and ``labelOverlap``, heatmaps with axes, and titles of at most ``TITLE_WIDTH`` characters a line.
+
+MAX_COLORS = 10
+TITLE_WIDTH = 60
+MAX_LOG_TICKS = 8
+_DASHES = [[1, 0], [5, 3], [2, 2], [8, 3, 2, 3], [1, 3]]
+_SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-left", "triangle-right"]
+# tick labels: "1", "20", "5k", "10M" when every tick is >= 1; else "1e-4", "0.02", "0.5", "1e4"
+_LABEL_SI = "format(datum.value, '~s')"
+_LABEL_SMALL = ("datum.value >= 1e4 || datum.value < 1e-2 ? replace(format(datum.value, '.0e'), '+', '') "
+                ": format(datum.value, '~g')")
+
+
 # ------------------------------------------------------------------ helpers
 
 def _values(rows) -> list[dict]:
@@ -78,11 +95,331 @@ def _values(rows) -> list[dict]:
 
 
 def block_reduce(M: np.ndarray, max_side: int = 64) -> np.ndarray:
-    """Average-pool a 2-D array so neither side exceeds ``max_side`` (for weight images)."""
+    """Average-pool a 2-D array so neither side exceeds ``max_side`` (for weight images). Taught in: all lessons"""
     M = np.asarray(M, dtype=np.float64)
     fr, fc = max(1, -(-M.shape[0] // max_side)), max(1, -(-M.shape[1] // max_side))
     r, c = M.shape[0] // fr * fr, M.shape[1] // fc * fc
     return M[:r, :c].reshape(r // fr, fr, c // fc, fc).mean(axis=(1, 3))  # (r/fr, fr, c/fc, fc) → (r/fr, c/fc)
+
+
+def wrap_title(text, width: int = TITLE_WIDTH):
+    """``text`` unchanged if it fits in ``width`` characters, else a list of lines (Vega-Lite draws one per line).
+
+    Taught in: all lessons (every builder's ``title=`` goes through it)
+    """
+    if text is None or isinstance(text, (list, tuple)) or len(str(text)) <= width:
+        return list(text) if isinstance(text, tuple) else text
+    lines, line = [], ""
+    for word in str(text).split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return lines + [line]
+
+
+def _chart_title(title):
+    """A chart title, or nothing for "" / None (an empty title in a layer would hide its siblings')."""
+    return wrap_title(title) if title else alt.Undefined
+
+
+def _num(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
+
+
+def log_ticks(lo: float, hi: float, *, max_ticks: int = MAX_LOG_TICKS) -> tuple[list[float], list[float]]:
+    """Tick values and domain for a log axis covering ``[lo, hi]`` (both > 0).
+
+    The domain is widened to whole powers of ten (at least one decade). Ticks sit at 10^k, every
+    ``step``-th power so there are at most ``max_ticks``; when the domain spans under two decades they
+    also sit at 2·10^k and 5·10^k. Returns ``(ticks, [domain_lo, domain_hi])``, e.g.
+    ``log_ticks(3, 40) → ([1, 2, 5, 10, 20, 50, 100], [1, 100])``, ``log_ticks(2e-9, 6e4)`` gives
+    ``[1e-9, 1e-7, ..., 1e5]``.
+    Taught in: 02_svd, 04_quantization, 05_fp16_transfer, 06_pipeline, 07_deploy (every log axis)
+    """
+    lo, hi = float(lo), float(hi)
+    if not (lo > 0 and hi > 0):
+        raise ValueError(f"a log axis needs positive values, got [{lo}, {hi}]")
+    lo, hi = min(lo, hi), max(lo, hi)
+    k0 = int(np.floor(np.log10(lo) + 1e-9))
+    k1 = max(int(np.ceil(np.log10(hi) - 1e-9)), k0 + 1)
+    decades = k1 - k0
+    step = max(1, -(-(decades + 1) // max_ticks))
+    k1 = k0 + step * -(-decades // step)                # end on a tick
+    mult = (1, 2, 5) if decades < 2 else (1,)
+    ticks = [float(f"{m}e{k}") for k in range(k0, k1 + 1, step) for m in mult if m == 1 or k < k1]
+    return ticks, [float(f"1e{k0}"), float(f"1e{k1}")]
+
+
+def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None, axis_extra=None):
+    """(scale, axis) for a log channel holding ``vals`` (positive floats)."""
+    vals = [v for v in vals if v is not None and v > 0]
+    if domain is not None:
+        lo, hi = domain
+    elif vals:
+        lo, hi = min(vals), max(vals)
+    else:
+        lo, hi = 1.0, 10.0
+    if floor is not None:
+        lo = min(floor, lo) if domain is not None else floor
+        hi = max(hi, floor * 10 ** 0.5)
+    ticks, dom = log_ticks(lo, hi)
+    if domain is not None:
+        dom = [float(domain[0]), float(domain[1])]
+    elif floor is not None:
+        dom[0] = float(floor)
+    ticks = [t for t in ticks if dom[0] * (1 - 1e-9) <= t <= dom[1] * (1 + 1e-9)]
+    expr = _LABEL_SI if ticks and min(ticks) >= 1 else _LABEL_SMALL
+    axis = alt.Axis(values=ticks, labelExpr=expr, labelOverlap="greedy", labelFlush=False, grid=True,
+                    **(axis_extra or {}))
+    return alt.Scale(type="log", domain=dom, nice=False, clamp=floor is not None), axis
+
+
+def _log_rows(rows: list[dict], fields, floor: float | None):
+    """Rows fit for a log axis on ``fields``: values below ``floor`` are set to ``floor``; without a floor,
+    rows with a missing, zero or negative value are dropped. Returns (rows, n_clamped)."""
+    out, clamped = [], 0
+    for r in rows:
+        r = dict(r)
+        ok = True
+        for f in fields:
+            v = _num(r.get(f))
+            if floor is not None and (v is None or v < floor):
+                if v is None and r.get(f) is not None:
+                    ok = False
+                r[f] = floor
+                clamped += 1
+            elif v is None or v <= 0:
+                ok = False
+        if ok:
+            out.append(r)
+    return out, clamped
+
+
+def _distinct(rows, field) -> list:
+    return list(dict.fromkeys(r.get(field) for r in rows if field in r))
+
+
+def _auto_group(name) -> str:
+    """The family of a series name: the text before the first ':' (else the first word)."""
+    s = str(name)
+    return s.split(":", 1)[0].strip() if ":" in s else s.split(" ", 1)[0]
+
+
+def _grouped(rows, field, group):
+    """``(rows, colour_field)`` keeping one colour scale at ≤ MAX_COLORS values.
+
+    ``field`` with ≤ 10 distinct values is its own colour. Otherwise the colour becomes ``group`` (a field
+    naming each row's family) or, with no ``group``, the family from the name (text before ':' or the first
+    word) stored in ``f"{field} family"``; if even that gives more than 10, the 9 largest families stay
+    and the rest become "other"."""
+    names = _distinct(rows, field)
+    if len(names) <= MAX_COLORS:
+        return rows, field
+    if group is not None:
+        fams = _distinct(rows, group)
+        if len(fams) > MAX_COLORS:
+            raise ValueError(f"group={group!r} has {len(fams)} values; at most {MAX_COLORS} colours are readable")
+        return rows, group
+    key = f"{field} family"
+    fam = {n: _auto_group(n) for n in names}
+    counts = {}
+    for r in rows:
+        counts[fam.get(r.get(field))] = counts.get(fam.get(r.get(field)), 0) + 1
+    if len(counts) > MAX_COLORS:
+        keep = set(sorted(counts, key=lambda k: -counts[k])[:MAX_COLORS - 1])
+        fam = {n: (f if f in keep else "other") for n, f in fam.items()}
+    return [dict(r, **{key: fam.get(r.get(field))}) for r in rows], key
+
+
+def _color(field, *, sort=None, scheme=None, title=None):
+    kw = {"sort": sort} if sort is not None else {}
+    scale = alt.Scale(scheme=scheme) if scheme else alt.Undefined
+    return alt.Color(f"{field}:N", scale=scale, title=title if title is not None else field, **kw)
+
+
+def _dash_enc(rows, dash, order=None):
+    domain = list(order) if order is not None else _distinct(rows, dash)
+    rng = [_DASHES[i % len(_DASHES)] for i in range(len(domain))]
+    return alt.StrokeDash(f"{dash}:N", scale=alt.Scale(domain=domain, range=rng), title=dash)
+
+
+def _tooltip(rows, fields):
+    out = []
+    for f in dict.fromkeys(f for f in fields if f):
+        v = next((r[f] for r in rows if f in r and r[f] is not None), None)
+        out.append(alt.Tooltip(f"{f}:{'Q' if _num(v) is not None and not isinstance(v, (str, bool)) else 'N'}"))
+    return out
+
+
+def _pos(channel, field, typ, *, log, rows, title, floor=None, domain=None, zero=False, sort=None,
+         axis_extra=None, axis=True):
+    """An X/Y (or XOffset-free) positional encoding, log or linear."""
+    cls = {"x": alt.X, "y": alt.Y}[channel]
+    kw = {}
+    if sort is not None or typ in ("N", "O"):
+        kw["sort"] = sort
+    if not axis:
+        kw["axis"] = None
+    if log:
+        scale, ax = _log_scale_axis([_num(r.get(field)) for r in rows], floor=floor, domain=domain,
+                                    axis_extra=axis_extra)
+        return cls(f"{field}:{typ}", scale=scale, title=title, **({"axis": ax} if axis else kw))
+    if typ == "Q":
+        kw["scale"] = alt.Scale(zero=zero, **({"domain": list(domain)} if domain is not None else {}))
+    if axis and axis_extra:
+        kw["axis"] = alt.Axis(**axis_extra)
+    return cls(f"{field}:{typ}", title=title, **kw)
+
+
+def _log_flags(log_x, log_y, x_scale=None, y_scale=None):
+    return bool(log_x or x_scale == "log"), bool(log_y or y_scale == "log")
+
+
+def _floor_title(title, clamped, floor):
+    return f"{title} (< {floor:g} drawn at {floor:g})" if clamped and floor is not None else title
+
+
+# ------------------------------------------------------------------ composition
+
+def layer(*charts, width: int | None = None, height: int | None = None, title: str | None = None):
+    """Draw charts on top of each other (shared axes): data + :func:`rules` + :func:`band`.
+
+    ``layer(band(lo, hi, label="float32 ± 2 SE"), rules([acc], label="float32"), lines(...))``; the same
+    as ``a + b + c``, except that children drawn at different sizes are accepted (``a + b`` raises
+    "inconsistent values for width"): the first child's size is used unless ``width``/``height`` are
+    given. ``title`` sets the whole layer's title.
+    Taught in: 02_svd, 03_deepthin, 04_quantization, 05_fp16_transfer, 06_pipeline
+    """
+    charts = [c.copy(deep=True) for c in charts]
+    sizes = {"width": width, "height": height}
+    for c in charts:                # the first child's size wins; altair refuses differing child sizes
+        for k in sizes:
+            v = getattr(c, k, alt.Undefined)
+            if v is not alt.Undefined:
+                sizes[k] = v if sizes[k] is None else sizes[k]
+                setattr(c, k, alt.Undefined)
+    for ch in ("x", "y"):          # one axis title: the first child's; altair would join them all ("bytes, at")
+        named = [c for c in charts if _axis_title(c, ch)]
+        for c in named[1:]:
+            _blank_axis_title(c, ch)
+    chart = alt.layer(*charts)
+    props = {k: v for k, v in sizes.items() if v is not None}
+    if title is not None:
+        props["title"] = wrap_title(title)
+    return chart.properties(**props) if props else chart
+
+
+overlay = layer
+
+
+def _encodings(chart):
+    """The encoding objects of a chart and of every layer inside it."""
+    if getattr(chart, "layer", alt.Undefined) is not alt.Undefined:
+        return [e for c in chart.layer for e in _encodings(c)]
+    enc = getattr(chart, "encoding", alt.Undefined)
+    return [] if enc is alt.Undefined else [enc]
+
+
+def _axis_title(chart, ch) -> bool:
+    for enc in _encodings(chart):
+        e = getattr(enc, ch, alt.Undefined)
+        if e is not alt.Undefined and not isinstance(e, dict) and getattr(e, "field", alt.Undefined) is not alt.Undefined:
+            t = e._kwds.get("title", alt.Undefined)
+            if t is alt.Undefined or t:
+                return True
+    return False
+
+
+def _blank_axis_title(chart, ch) -> None:
+    for enc in _encodings(chart):
+        e = getattr(enc, ch, alt.Undefined)
+        if e is not alt.Undefined and not isinstance(e, dict) and getattr(e, "field", alt.Undefined) is not alt.Undefined:
+            e._kwds["title"] = ""
+
+
+def grid(charts, *, columns: int = 3, title: str | None = None, spacing: int = 16):
+    """Charts side by side, ``columns`` per row, rows stacked (replaces ``alt.hconcat`` / ``alt.vconcat``).
+
+    ``grid([hist_a, hist_b, hist_c, hist_d], columns=2)`` → a 2 × 2 grid; ``grid([a, b])`` → a | b.
+    Each panel keeps its own scales and legends.
+    Taught in: 01_pruning, 02_svd, 03_deepthin, 04_quantization, 06_pipeline, 07_deploy
+    """
+    charts = list(charts)
+    if not charts:
+        raise ValueError("grid() needs at least one chart")
+    rows = [alt.hconcat(*charts[i:i + columns], spacing=spacing) for i in range(0, len(charts), columns)]
+    out = rows[0] if len(rows) == 1 else alt.vconcat(*rows, spacing=spacing)
+    return out.properties(title=_chart_title(title)) if title else out
+
+
+def rules(values, *, axis: str = "y", label=None, color: str = "gray", dash: bool = True,
+          label_color: str | None = None, font_size: int = 10):
+    """Reference lines at ``values`` with a text label each, to layer on a chart (``chart + rules(...)``).
+
+    ``axis="y"``: horizontal lines at y = value (a baseline accuracy, speedup 1), labelled at the right end
+    above the line. ``axis="x"``: vertical lines at x = value (targets on a bytes axis, float16 limits),
+    labelled at the top, staggered over three heights so neighbours do not collide.
+    ``label`` is one string for every rule or one per value (None: no text). Rules outside the other
+    layers' axis domain are clipped. On a log axis, give values > 0.
+    Example: ``lines(...) + rules([1.0], axis="x", label="dense bytes", color="crimson")``.
+    Taught in: 01_pruning, 02_svd, 03_deepthin, 04_quantization, 05_fp16_transfer, 06_pipeline
+    """
+    vals = [float(v) for v in np.atleast_1d(np.asarray(values, dtype=np.float64))]
+    if label is None or isinstance(label, str):
+        labels = [label] * len(vals)
+    else:
+        labels = [None if s is None else str(s) for s in label]
+        if len(labels) != len(vals):
+            raise ValueError(f"{len(labels)} labels for {len(vals)} rules")
+    rows = [{"at": v, "label": s or "", "px": 8 + 12 * (i % 3)} for i, (v, s) in enumerate(zip(vals, labels))]
+    ch = {"x": alt.X, "y": alt.Y}[axis]
+    rule = alt.Chart(alt.Data(values=rows)).mark_rule(
+        color=color, clip=True, **({"strokeDash": [4, 3]} if dash else {})).encode(
+        **{axis: ch("at:Q", title="")}, tooltip=[alt.Tooltip("at:Q"), alt.Tooltip("label:N")])
+    if not any(labels):
+        return rule
+    style = dict(color=label_color or color, fontSize=font_size, clip=False)
+    if axis == "x":
+        text = alt.Chart(alt.Data(values=rows)).mark_text(align="left", dx=3, baseline="middle", **style).encode(
+            x=alt.X("at:Q", title=""), y=alt.Y("px:Q", scale=None), text="label:N")
+    else:
+        text = alt.Chart(alt.Data(values=rows)).mark_text(align="right", dx=-3, dy=-5, **style).encode(
+            y=alt.Y("at:Q", title=""), x=alt.value("width"), text="label:N")
+    return alt.layer(rule, text)
+
+
+_rules = rules  # histogram() has a parameter named ``rules``
+
+
+def band(lo: float, hi: float, *, axis: str = "y", label: str | None = None, color: str = "lightgray",
+         opacity: float = 0.5):
+    """A shaded interval [lo, hi] to layer under a chart, e.g. a baseline ± 2 standard errors.
+
+    ``layer(band(acc - 2 * se, acc + 2 * se, label="float32 ± 2 SE"), rules([acc]), lines(...))``.
+    ``axis="y"``: a horizontal band (label at the right, just below the band, clear of a :func:`rules` label); ``axis="x"``: vertical.
+    Taught in: 04_quantization
+    """
+    rows = [{"lo": float(lo), "hi": float(hi), "label": label or ""}]
+    ch, ch2 = ({"x": alt.X, "y": alt.Y}[axis], {"x": alt.X2, "y": alt.Y2}[axis])
+    rect = alt.Chart(alt.Data(values=rows)).mark_rect(color=color, opacity=opacity).encode(
+        **{axis: ch("lo:Q", title=""), f"{axis}2": ch2("hi:Q")})
+    if not label:
+        return rect
+    if axis == "y":
+        text = alt.Chart(alt.Data(values=rows)).mark_text(align="right", baseline="top", dx=-3, dy=3, color="gray",
+                                                          fontSize=10).encode(
+            y=alt.Y("lo:Q", title=""), x=alt.value("width"), text="label:N")
+    else:
+        text = alt.Chart(alt.Data(values=rows)).mark_text(align="left", dx=3, dy=10, color="gray",
+                                                          fontSize=10).encode(
+            x=alt.X("lo:Q", title=""), y=alt.value(0), text="label:N")
+    return alt.layer(rect, text)
 
 
 # ------------------------------------------------------------------ builders
@@ -94,35 +431,113 @@ def waveform(audio, *, sr: int = 16000, title: str = "waveform", width: int = 42
     a = a[: len(a) // n * n].reshape(-1, n)  # (points, n) samples per point
     t = np.arange(len(a)) * n / sr
     rows = [{"t": float(ti), "amp": float(v)} for ti, lo, hi in zip(t, a.min(1), a.max(1)) for v in (lo, hi)]
-    return alt.Chart(alt.Data(values=rows), title=title).mark_line(strokeWidth=0.7).encode(
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_line(strokeWidth=0.7).encode(
         x=alt.X("t:Q", title="time (s)"), y=alt.Y("amp:Q", title="amplitude")
     ).properties(width=width, height=height)
 
 
+def _index_ticks(n: int, step: int, k: int = 5) -> list[int]:
+    """≤ k+1 evenly spread labels among the block start indices 0, step, 2·step, ..."""
+    if n <= 1:
+        return [0]
+    idx = sorted({int(round(i)) for i in np.linspace(0, n - 1, min(n, k + 1))})
+    return [i * step for i in idx]
+
+
 def heatmap(M, *, title: str = "", x: str = "column", y: str = "row", color: str = "value",
             scheme: str = "viridis", width: int = 300, height: int = 200, max_side: int = 64,
-            domain_mid: float | None = None):
-    """A matrix as an image (rows top to bottom), block-averaged to ≤ ``max_side`` per side.
+            domain_mid: float | None = None, domain=None, origin: str = "upper", legend: bool = True):
+    """A matrix as an image, block-averaged to ≤ ``max_side`` per side, with labelled axes.
 
-    ``domain_mid=0`` uses a diverging colour scale centred on zero (weights).
+    Axes are titled ``x`` / ``y`` and labelled with the original row/column index of each block's first
+    entry (a few ticks only). ``origin="upper"``: row 0 at the top (a matrix); ``"lower"``: row 0 at the
+    bottom (a spectrogram). ``domain_mid=0`` uses a diverging colour scale centred on zero (weights);
+    ``domain=[lo, hi]`` fixes the colour range (so several images compare; see :func:`image_grid`);
+    ``legend=False`` hides the colour legend.
     Taught in: all lessons
     """
-    R = block_reduce(M, max_side)
+    A = np.asarray(M, dtype=np.float64)
+    R = block_reduce(A, max_side)
+    fr, fc = max(1, -(-A.shape[0] // max_side)), max(1, -(-A.shape[1] // max_side))
     ii, jj = np.indices(R.shape)
-    rows = [{y: int(i), x: int(j), color: float(v)} for i, j, v in zip(ii.ravel(), jj.ravel(), R.ravel())]
-    scale = alt.Scale(scheme=scheme) if domain_mid is None else alt.Scale(scheme="redblue", domainMid=domain_mid,
-                                                                          reverse=True)
-    return alt.Chart(alt.Data(values=rows), title=title).mark_rect().encode(
-        x=alt.X(f"{x}:O", axis=None), y=alt.Y(f"{y}:O", axis=None),
-        color=alt.Color(f"{color}:Q", scale=scale, title=color),
+    rows = [{y: int(i) * fr, x: int(j) * fc, color: float(v)} for i, j, v in zip(ii.ravel(), jj.ravel(), R.ravel())]
+    kw = {"domain": [float(d) for d in domain]} if domain is not None else {}
+    scale = (alt.Scale(scheme=scheme, **kw) if domain_mid is None
+             else alt.Scale(scheme="redblue", domainMid=domain_mid, reverse=True, **kw))
+    ax = dict(labelAngle=0, labelOverlap="greedy", ticks=False, domain=False)
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_rect().encode(
+        x=alt.X(f"{x}:O", title=x, axis=alt.Axis(values=_index_ticks(R.shape[1], fc), **ax)),
+        y=alt.Y(f"{y}:O", title=y, sort="descending" if origin == "lower" else "ascending",
+                axis=alt.Axis(values=_index_ticks(R.shape[0], fr), **ax)),
+        color=alt.Color(f"{color}:Q", scale=scale, title=color, legend=alt.Legend() if legend else None),
+        tooltip=[f"{y}:O", f"{x}:O", alt.Tooltip(f"{color}:Q", format=".3g")],
     ).properties(width=width, height=height)
 
 
+def image_grid(matrices, *, titles=None, columns: int = 4, color: str = "value", domain_mid: float | None = None,
+               shared_scale: bool = True, scheme: str = "viridis", width: int = 150, height: int = 150,
+               max_side: int = 64, x: str = "column", y: str = "row", title: str | None = None):
+    """Several matrices as :func:`heatmap` images side by side, ``columns`` per row, one colour range.
+
+    ``matrices``: a dict ``{title: matrix}`` or a list (then ``titles`` names them). With
+    ``shared_scale=True`` every image uses the same colour domain (symmetric about ``domain_mid`` when
+    given), so colours compare across images; only the last image shows the legend.
+    ``image_grid({"W": W[:32, :32], "rank 8": (A @ B)[:32, :32]}, color="weight", domain_mid=0)``.
+    Taught in: 02_svd, 03_deepthin
+    """
+    if isinstance(matrices, dict):
+        titles, mats = list(matrices), list(matrices.values())
+    else:
+        mats = list(matrices)
+        titles = list(titles) if titles is not None else [""] * len(mats)
+    dom = None
+    if shared_scale and mats:
+        red = [block_reduce(m, max_side) for m in mats]
+        lo, hi = min(float(r.min()) for r in red), max(float(r.max()) for r in red)
+        if domain_mid is not None:
+            a = max(abs(lo - domain_mid), abs(hi - domain_mid)) or 1.0
+            lo, hi = domain_mid - a, domain_mid + a
+        dom = [lo, hi]
+    imgs = [heatmap(m, title=t, x=x, y=y, color=color, scheme=scheme, width=width, height=height,
+                    max_side=max_side, domain_mid=domain_mid, domain=dom,
+                    legend=not shared_scale or i == len(mats) - 1)
+            for i, (m, t) in enumerate(zip(mats, titles))]
+    return grid(imgs, columns=columns, title=title)
+
+
+def categorical_heatmap(rows, *, x: str, y: str, color: str, text: str | None = None, scheme: str = "set2",
+                        cell: int = 32, title: str = "", color_sort=None):
+    """Cells coloured by a category (≤ 10 values), optionally printing ``text`` in each cell.
+
+    ``rows``: one dict per cell with integer ``x``/``y`` positions (``y`` = row, top to bottom), the
+    nominal ``color`` field and the optional ``text`` field. ``cell`` is the side of a cell in pixels.
+    E.g. where each entry of W comes from in W_aux:
+    ``categorical_heatmap(rows, x="column", y="row", color="W_aux row", text="t")``.
+    Taught in: 03_deepthin
+    """
+    rows = _values(rows)
+    cats = _distinct(rows, color)
+    if len(cats) > MAX_COLORS:
+        raise ValueError(f"{color!r} has {len(cats)} categories; at most {MAX_COLORS} colours are readable")
+    nx, ny = len(_distinct(rows, x)), len(_distinct(rows, y))
+    ax = alt.Axis(labelAngle=0, ticks=False, domain=False)
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).encode(
+        x=alt.X(f"{x}:O", title=x, axis=ax), y=alt.Y(f"{y}:O", title=y, axis=ax))
+    chart = base.mark_rect(stroke="white").encode(color=_color(color, sort=color_sort, scheme=scheme),
+                                                  tooltip=_tooltip(rows, [y, x, color, text]))
+    if text:
+        chart = chart + base.mark_text(fontSize=12).encode(text=f"{text}:N")
+    return chart.properties(width=cell * nx, height=cell * ny)
+
+
 def spectrogram(S, *, title: str = "log-mel spectrogram", width: int = 420, height: int = 140):
-    """Log-mel features (frames, n_mels) as an image, time left to right, low bands at the bottom."""
+    """Log-mel features (frames, n_mels) as an image, time left to right, low bands at the bottom.
+
+    Taught in: 00_speech_commands
+    """
     S = np.asarray(S)
-    return heatmap(S.T[::-1], title=title, x="frame", y="mel band", color="log-mel", scheme="magma",
-                   width=width, height=height, max_side=128)
+    return heatmap(S.T, title=title, x="frame", y="mel band", color="log-mel", scheme="magma",
+                   width=width, height=height, max_side=128, origin="lower")
 
 
 def confusion(cm, labels, *, title: str = "confusion matrix (rows: true)", width: int = 300):
@@ -130,7 +545,7 @@ def confusion(cm, labels, *, title: str = "confusion matrix (rows: true)", width
     cm = np.asarray(cm)
     rows = [{"true": labels[i], "predicted": labels[j], "count": int(cm[i, j])}
             for i in range(len(labels)) for j in range(len(labels))]
-    base = alt.Chart(alt.Data(values=rows), title=title).encode(
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).encode(
         x=alt.X("predicted:N", sort=list(labels)), y=alt.Y("true:N", sort=list(labels)))
     rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
     text = base.mark_text(fontSize=9).encode(text="count:Q")
@@ -138,54 +553,417 @@ def confusion(cm, labels, *, title: str = "confusion matrix (rows: true)", width
 
 
 def bars(rows, *, x: str, y: str, color: str | None = None, title: str = "", width: int = 360,
-         height: int = 200, y_title: str | None = None, x_type: str = "N"):
-    """Bar chart of row dicts (grouped by ``color`` with an xOffset when given)."""
-    enc = {"x": alt.X(f"{x}:{x_type}", title=x, sort=None), "y": alt.Y(f"{y}:Q", title=y_title or y),
-           "tooltip": [f"{x}:{x_type}", f"{y}:Q"] + ([f"{color}:N"] if color else [])}
+         height: int = 200, y_title: str | None = None, x_type: str = "N", log_y: bool = False,
+         horizontal: bool = False, color_sort=None, offset: bool = True, label_angle: int | None = None,
+         x_title: str | None = None, x_sort=None, y_domain=None, group: str | None = None,
+         tooltip=None, mark_color: str | None = None):
+    """Bar chart of row dicts: category ``x``, value ``y``.
+
+    ``color``: a field; bars of one ``x`` sit side by side (``offset=True``, an xOffset) or one bar per
+    ``x`` coloured by its ``color`` (``offset=False``). More than 10 colour values are grouped into
+    families (see :func:`scatter`'s ``group``). ``color_sort``: the colour (and offset) order.
+    ``log_y=True``: a log value axis with ticks at powers of ten; bars start at the axis floor and
+    rows with a value ≤ 0 are dropped. ``horizontal=True``: categories down the y axis, values along x
+    (``x``/``y`` keep their meaning: category / value). ``x_type="O"`` for ordered categories (ranks);
+    ``x_sort``: the category order (default: order of the rows); ``label_angle=0``: upright labels.
+    Example (07): ``bars(sizes, x="variant", y="bytes", color="runtime", offset=False, log_y=True,
+    horizontal=True)``.
+    Taught in: 00_speech_commands, 01_pruning, 02_svd, 03_deepthin, 04_quantization, 05_fp16_transfer,
+    06_pipeline, 07_deploy
+    """
+    rows = _values(rows)
+    if log_y:
+        rows, _ = _log_rows(rows, [y], None)
     if color:
-        enc["color"] = alt.Color(f"{color}:N")
-        enc["xOffset"] = alt.XOffset(f"{color}:N")
-    return alt.Chart(alt.Data(values=_values(rows)), title=title).mark_bar().encode(**enc).properties(
+        rows, color = _grouped(rows, color, group)
+    cat, val = ("y", "x") if horizontal else ("x", "y")
+    extra = {"labelAngle": label_angle} if label_angle is not None else None
+    cat_enc = _pos(cat, x, x_type, log=False, rows=rows, title=x if x_title is None else x_title, sort=x_sort, axis_extra=extra)
+    val_enc = _pos(val, y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title, domain=y_domain, zero=True)
+    enc = {cat: cat_enc, val: val_enc,
+           "tooltip": tooltip or _tooltip(rows, [x, y, color])}
+    if log_y:
+        enc[f"{val}2"] = alt.datum(val_enc.to_dict()["scale"]["domain"][0])  # bars from the axis floor, not from 0
+    if color:
+        enc["color"] = _color(color, sort=color_sort)
+        if offset:
+            off = alt.YOffset if horizontal else alt.XOffset
+            enc["yOffset" if horizontal else "xOffset"] = off(f"{color}:N", **({"sort": color_sort} if color_sort
+                                                                                else {}))
+    mark = {"color": mark_color} if mark_color else {}
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_bar(**mark).encode(**enc).properties(
         width=width, height=height)
 
 
 def lines(rows, *, x: str, y: str, color: str | None = None, title: str = "", width: int = 360,
           height: int = 220, x_scale: str = "linear", y_title: str | None = None, x_title: str | None = None,
-          points: bool = True, error: str | None = None):
-    """Line chart of row dicts, one line per ``color``; ``error`` names a ± column drawn as error bars."""
-    data = alt.Data(values=_values(rows))
-    enc = {"x": alt.X(f"{x}:Q", scale=alt.Scale(type=x_scale), title=x_title or x),
-           "y": alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False)),
-           "tooltip": [f"{x}:Q", f"{y}:Q"] + ([f"{color}:N"] if color else [])}
-    if color:
-        enc["color"] = alt.Color(f"{color}:N")
-    chart = alt.Chart(data, title=title).mark_line(point=points).encode(**enc)
+          points: bool = True, error: str | None = None, log_x: bool = False, log_y: bool = False,
+          floor: float | None = None, dash=None, dash_order=None, x_type: str = "Q", x_sort=None,
+          group: str | None = None, color_sort=None, mark_color: str | None = None, interpolate: str | None = None,
+          x_domain=None, y_domain=None, zero: bool = False, tooltip=None):
+    """Line chart of row dicts, one line per ``color`` value; ``error`` names a ± column drawn as error bars.
+
+    Axes: ``log_x=True`` / ``log_y=True`` (or the older ``x_scale="log"``) give log axes with ticks at
+    powers of ten (and 2·10^k, 5·10^k under two decades), labels "1e-4"/"0.5"/"10k" that cannot collide.
+    On a log axis rows with a value ≤ 0 are dropped, unless ``floor`` is given: then y values below
+    ``floor`` (zeros included) are drawn at ``floor`` (the axis bottom) and the y title says so; use it
+    for a % axis that reaches 0, or to cut a spectrum's tail (02: ``floor=0.2 * median s``).
+    ``x_type="N"``/``"O"``: categorical x in row order (pipeline stages); ``x_sort`` to reorder.
+    ``dash``: a field whose values get solid / dashed strokes (first value solid; ``dash_order`` fixes
+    the order), e.g. ``lines(spec, x="i", y="s_i", color="layer", dash="weights", log_y=True)``; or
+    ``dash=True`` for one dashed line. ``color`` with more than 10 values is grouped into ≤ 10 colour
+    families (``group=`` a family field; see :func:`scatter`), each series still its own line.
+    ``mark_color``: one fixed colour (no legend); ``interpolate="step-after"`` for a Pareto front.
+    ``x_domain``/``y_domain``: fix an axis range (e.g. to leave room for :func:`rules`).
+    Taught in: all lessons
+    """
+    rows = _values(rows)
+    log_x, log_y = _log_flags(log_x, log_y, x_scale)
     if error:
-        band = alt.Chart(data).transform_calculate(lo=f"datum.{y} - datum.{error}", hi=f"datum.{y} + datum.{error}")
-        chart = chart + band.mark_errorbar().encode(
-            x=f"{x}:Q", y=alt.Y("lo:Q", title=y_title or y), y2="hi:Q",
-            **({"color": alt.Color(f"{color}:N")} if color else {}))
+        rows = [dict(r, **{f"{y} − {error}": r[y] - r[error], f"{y} + {error}": r[y] + r[error]})
+                if _num(r.get(y)) is not None and _num(r.get(error)) is not None else dict(r) for r in rows]
+    y_fields = [y] + ([f"{y} − {error}", f"{y} + {error}"] if error else [])
+    clamped = 0
+    if log_y:
+        rows, clamped = _log_rows(rows, [y], floor)
+        if error:
+            rows, _ = _log_rows(rows, y_fields[1:], floor or min(r[y] for r in rows) / 10 if rows else None)
+    if log_x:
+        rows, _ = _log_rows(rows, [x], None)
+    series = None
+    if color:
+        rows, cfield = _grouped(rows, color, group)
+        series, color = (color, cfield) if cfield != color else (None, color)
+    y_vals = [{y: _num(r.get(f))} for r in rows for f in y_fields]
+    yt = _floor_title(y if y_title is None else y_title, clamped, floor)
+    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, domain=x_domain, sort=x_sort),
+           "y": _pos("y", y, "Q", log=log_y, rows=y_vals, title=yt, floor=floor, domain=y_domain, zero=zero),
+           "tooltip": tooltip or _tooltip(rows, [x, y, series, color, error])}
+    if color:
+        enc["color"] = _color(color, sort=color_sort)
+    if series:
+        enc["detail"] = f"{series}:N"
+    if isinstance(dash, str):
+        enc["strokeDash"] = _dash_enc(rows, dash, dash_order)
+    mark = {"point": points, "clip": True}
+    if dash is True:
+        mark["strokeDash"] = [4, 3]
+    if mark_color:
+        mark["color"] = mark_color
+    if interpolate:
+        mark["interpolate"] = interpolate
+    data = alt.Data(values=rows)
+    chart = alt.Chart(data, title=_chart_title(title)).mark_line(**mark).encode(**enc)
+    if error:
+        err = {"x": enc["x"], "y": alt.Y(f"{y_fields[1]}:Q", title=yt), "y2": alt.Y2(f"{y_fields[2]}:Q")}
+        if color:
+            err["color"] = enc["color"]
+        chart = chart + alt.Chart(data).mark_errorbar(clip=True).encode(**err)
     return chart.properties(width=width, height=height)
 
 
+def scatter(rows, *, x: str, y: str, color: str | None = None, shape: str | None = None, group: str | None = None,
+            label: str | None = None, log_x: bool = False, log_y: bool = False, x_type: str = "Q",
+            y_type: str = "Q", x_sort=None, y_sort=None, title: str = "", width: int = 360, height: int = 220,
+            size: int = 60, mark_color: str | None = None, x_title: str | None = None, y_title: str | None = None,
+            y_axis: bool = True, x_domain=None, y_domain=None, zero: bool = False, color_sort=None, tooltip=None):
+    """Filled points, one per row: ``x`` against ``y``, coloured by ``color`` and shaped by ``shape``.
+
+    At most 10 colours: when ``color`` has more than 10 distinct values, colour (and shape, if it was the
+    same field) encodes ``group`` instead, a field naming each row's family (e.g. "quant" for
+    "quant: int8"); without ``group`` the family is the text before ':' (else the first word) of the
+    ``color`` value, and beyond 10 families the 9 largest stay and the rest read "other". The full
+    ``color`` value stays in the tooltip (and in ``label`` text if you pass ``label=color``).
+    ``label``: a field printed beside each point (offset right, alternately above/below, so labels of
+    neighbouring points do not sit exactly on each other). ``log_x``/``log_y``: log axes as in
+    :func:`lines` (rows with values ≤ 0 dropped). ``x_type``/``y_type="N"``: categorical axes
+    (``y_sort`` = order); ``y_axis=False`` hides the y axis (a panel beside one that shows it).
+    ``mark_color``: one fixed colour, e.g. ``scatter(skipped, x="step", y="log2 S", mark_color="crimson")``.
+    Example (06): ``scatter(points, x="bytes", y="acc", color="method", shape="method", log_x=True,
+    tooltip=["method", "detail", "bytes", "acc"])``.
+    Taught in: 02_svd, 05_fp16_transfer, 06_pipeline, 07_deploy
+    """
+    rows = _values(rows)
+    if log_x:
+        rows, _ = _log_rows(rows, [x], None)
+    if log_y:
+        rows, _ = _log_rows(rows, [y], None)
+    cfield = None
+    if color:
+        rows, cfield = _grouped(rows, color, group)
+    sfield = shape
+    if shape and shape == color:
+        sfield = cfield
+    elif shape and len(_distinct(rows, shape)) > len(_SHAPES):
+        rows, sfield = _grouped(rows, shape, None)
+    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, domain=x_domain, zero=zero,
+                     sort=x_sort),
+           "y": _pos("y", y, y_type, log=log_y, rows=rows, title=y if y_title is None else y_title, domain=y_domain, zero=zero,
+                     sort=y_sort, axis=y_axis),
+           "tooltip": _tooltip(rows, tooltip or [label, color, cfield, shape, x, y])}
+    if cfield:
+        enc["color"] = _color(cfield, sort=color_sort)
+    if sfield:
+        enc["shape"] = alt.Shape(f"{sfield}:N", title=sfield,
+                                 **({"sort": color_sort} if color_sort is not None and sfield == cfield else {}))
+    mark = {"filled": True, "size": size, "clip": x_domain is not None or y_domain is not None}
+    if mark_color:
+        mark["color"] = mark_color
+    data = alt.Data(values=rows)
+    chart = alt.Chart(data, title=_chart_title(title)).mark_point(**mark).encode(**enc)
+    if label:
+        lrows = [dict(r, _dy=(-7, 9, 1)[i % 3]) for i, r in enumerate(rows)]
+        parts = []
+        for dy in (-7, 9, 1):
+            sub = [r for r in lrows if r["_dy"] == dy]
+            if sub:
+                parts.append(alt.Chart(alt.Data(values=sub)).mark_text(
+                    align="left", dx=7, dy=dy, fontSize=9, color="#444", clip=True).encode(
+                    x=enc["x"], y=enc["y"], text=f"{label}:N"))
+        chart = alt.layer(chart, *parts)
+    return chart.properties(width=width, height=height)
+
+
+def waterfall(stages, *, stage: str = "stage", value: str = "bytes", label: str | None = None,
+              title: str = "bytes after each stage", width: int = 300, height: int = 220,
+              y_title: str = "bytes (log)", color: str = "steelblue"):
+    """Bytes after each pipeline stage as a log-scale waterfall: one floating bar per stage.
+
+    ``stages``: rows in pipeline order, each with a ``stage`` name and the ``value`` (bytes) after it;
+    the first row is the start (dense model). The first bar rises from the axis floor to the starting
+    value; every later bar spans from the previous stage's value to this one's, labelled above with
+    ``label`` (a field) or, by default, the stage's factor "÷3.2" (or "×1.1" if it grew). Stages that
+    grow the bytes are drawn in orange.
+    Example (06): ``waterfall([{"stage": f"{i} {r['stage']}", "bytes": r["bytes"]} for i, r in enumerate(rows)],
+    title=f"bytes after each stage ({total:.0f}x in all)")``.
+    Taught in: 06_pipeline
+    """
+    st = _values(stages)
+    vals = [float(r[value]) for r in st]
+    if not vals or min(vals) <= 0:
+        raise ValueError("waterfall() needs stages with positive values")
+    _, dom = log_ticks(min(vals), max(vals))
+    rows = []
+    for i, r in enumerate(st):
+        prev = vals[i - 1] if i else dom[0]
+        if label and r.get(label) is not None:
+            text = str(r[label])
+        elif i == 0:
+            text = f"{vals[0]:,.0f}"
+        else:
+            f = prev / vals[i]
+            text = f"÷{f:.1f}" if f >= 1 else f"×{1 / f:.1f}"
+        rows.append({stage: r[stage], "from": prev, "to": vals[i], "top": max(prev, vals[i]), "label": text,
+                     "change": "grows" if i and vals[i] > prev else "shrinks", value: vals[i]})
+    scale, ax = _log_scale_axis([dom[0], max(vals)], domain=dom)
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title))
+    x = alt.X(f"{stage}:N", sort=None, title=stage, axis=alt.Axis(labelAngle=-30, labelLimit=140))
+    bar = base.mark_bar().encode(
+        x=x, y=alt.Y("from:Q", scale=scale, axis=ax, title=y_title), y2="to:Q",
+        color=alt.condition("datum.change == 'grows'", alt.value("darkorange"), alt.value(color)),  # no scale:
+        # a colour scale here would be shared with a chart beside it in a grid (and hide its lines)
+        tooltip=[f"{stage}:N", alt.Tooltip(f"{value}:Q", format=",.0f"), "label:N"])
+    text = base.mark_text(dy=-6, fontSize=10).encode(x=x, y=alt.Y("top:Q", title=""), text="label:N")
+    return (bar + text).properties(width=width, height=height)
+
+
+def small_multiples(rows, *, x: str, y: str, facet: str, columns: int = 3, color: str | None = None,
+                    kind: str = "line", log_x: bool = False, log_y: bool = False, x_type: str = "Q",
+                    width: int = 200, height: int = 140, title: str = "", x_title: str | None = None,
+                    y_title: str | None = None, independent_y: bool = False):
+    """One small panel per value of ``facet`` (same axes, ``columns`` per row): lines or points.
+
+    ``kind="line"`` or ``"point"``; ``color`` (≤ 10 values) colours series inside each panel; log axes as
+    in :func:`lines`. E.g. five rows of W and the same rows at rank 1:
+    ``small_multiples(row_lines, x="column", y="weight", color="row", facet="matrix", columns=2)``.
+    ``independent_y=True`` gives each panel its own y range.
+    Taught in: 02_svd
+    """
+    rows = _values(rows)
+    if log_x:
+        rows, _ = _log_rows(rows, [x], None)
+    if log_y:
+        rows, _ = _log_rows(rows, [y], None)
+    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title),
+           "y": _pos("y", y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title),
+           "tooltip": _tooltip(rows, [facet, color, x, y])}
+    if color:
+        rows, cfield = _grouped(rows, color, None)
+        enc["color"] = _color(cfield)
+        if cfield != color:
+            enc["detail"] = f"{color}:N"
+    base = alt.Chart(alt.Data(values=rows))
+    base = base.mark_line(clip=True) if kind == "line" else base.mark_point(filled=True, clip=True)
+    chart = base.encode(**enc).properties(width=width, height=height).facet(
+        facet=alt.Facet(f"{facet}:N", sort=None, title=None), columns=columns,
+        title=wrap_title(title) if title else alt.Undefined)
+    return chart.resolve_scale(y="independent") if independent_y else chart
+
+
 def histogram(values, *, title: str = "weights", bins: int = 80, rules=(), width: int = 360, height: int = 160,
-              x_title: str = "value"):
-    """Histogram of ``values`` (binned here with numpy) with vertical rules at ``rules`` (e.g. thresholds)."""
+              x_title: str = "value", log_y: bool = True, log_x: bool = False, rule_labels=None):
+    """Histogram of ``values`` (binned here with numpy) with vertical rules at ``rules`` (e.g. thresholds).
+
+    ``log_y=True`` (default): counts on a log axis (ticks 1, 10, 100, ...) so the tails stay visible;
+    empty bins are left out and bars start at 0.5, so a bin with one value is a short bar.
+    ``log_y=False``: linear counts from 0. ``log_x=True``: log-spaced bins over the positive values
+    (e.g. |gradients|), a log x axis. ``rule_labels``: one text per rule (see :func:`rules`).
+    Taught in: 01_pruning, 03_deepthin, 04_quantization
+    """
     v = np.asarray(values, dtype=np.float64).ravel()
-    counts, edges = np.histogram(v, bins=bins)
-    rows = [{"lo": float(a), "hi": float(b), "count": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)]
-    chart = alt.Chart(alt.Data(values=rows), title=title).mark_bar().encode(
-        x=alt.X("lo:Q", title=x_title), x2="hi:Q", y=alt.Y("count:Q", scale=alt.Scale(type="symlog")),
-        y2=alt.datum(0))  # with x2 set, a bar needs y2 too or Vega-Lite draws it as a thin horizontal mark
+    if log_x:
+        v = v[v > 0]
+        edges = np.geomspace(v.min(), v.max() * (1 + 1e-9), bins + 1) if v.size else np.geomspace(1, 10, bins + 1)
+        counts, edges = np.histogram(v, bins=edges)
+    else:
+        counts, edges = np.histogram(v, bins=bins)
+    rows = [{"lo": float(a), "hi": float(b), "count": int(c)} for a, b, c in zip(edges[:-1], edges[1:], counts)
+            if c or not log_y]
+    if log_y:
+        top = max([r["count"] for r in rows] or [1])
+        scale, ax = _log_scale_axis([0.5, top], floor=0.5)
+        y = alt.Y("count:Q", scale=scale, axis=ax, title="count (log)")
+        y2 = alt.datum(0.5)
+    else:
+        y, y2 = alt.Y("count:Q", title="count"), alt.datum(0)
+    x = (_pos("x", "lo", "Q", log=True, rows=[{"lo": float(edges[0])}, {"lo": float(edges[-1])}], title=x_title)
+         if log_x else alt.X("lo:Q", title=x_title))
+    chart = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_bar().encode(
+        x=x, x2="hi:Q", y=y, y2=y2,  # with x2 set, a bar needs y2 too or Vega-Lite draws a thin horizontal mark
+        tooltip=[alt.Tooltip("lo:Q", format=".3g"), alt.Tooltip("hi:Q", format=".3g"), "count:Q"])
     if len(rules):
-        rule_rows = [{"at": float(r)} for r in rules]
-        chart = chart + alt.Chart(alt.Data(values=rule_rows)).mark_rule(color="crimson", strokeDash=[4, 3]).encode(
-            x="at:Q")
+        chart = chart + _rules(rules, axis="x", label=rule_labels, color="crimson")
     return chart.properties(width=width, height=height)
 
 
 def history(rows, *, title: str = "training"):
-    """Train loss and validation accuracy per epoch (rows from :meth:`History.rows`)."""
+    """Train and validation accuracy per epoch (rows from :meth:`History.rows`).
+
+    Taught in: 00_speech_commands
+    """
     long = [{"epoch": r["epoch"], "metric": m, "value": r[m]} for r in rows for m in ("train_acc", "val_acc")
             if r[m] == r[m]]
     return lines(long, x="epoch", y="value", color="metric", title=title, y_title="accuracy")
+
+
+# ------------------------------------------------------------------ lint
+
+_POSITIONAL = ("x", "y")
+_COLOR_CHANNELS = ("color", "fill", "stroke")
+_TITLE_KEYS = ("title",)
+
+
+def _spec_of(chart) -> dict:
+    return chart.to_dict() if hasattr(chart, "to_dict") else chart
+
+
+def _rows_of(data, datasets) -> list | None:
+    if not isinstance(data, dict):
+        return None
+    if isinstance(data.get("values"), list):
+        return data["values"]
+    if "name" in data and data["name"] in datasets:
+        return datasets[data["name"]]
+    return None
+
+
+def _title_lines(t) -> list[str]:
+    if isinstance(t, dict):
+        t = t.get("text")
+    if t is None:
+        return []
+    if isinstance(t, (list, tuple)):
+        return [str(s) for s in t]
+    return [str(t)]
+
+
+def _mark_type(mark) -> str | None:
+    return mark.get("type") if isinstance(mark, dict) else mark
+
+
+def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH) -> list[str]:
+    """The course's chart rules that ``chart`` (an altair chart or its Vega-Lite spec dict) breaks; [] if none.
+
+    Walks layer / hconcat / vconcat / concat / facet / repeat specs recursively, with data inline
+    (``data.values``), named (top-level ``datasets``) or inherited from a parent. The rules:
+      1. a nominal/ordinal colour (``color``/``fill``/``stroke``) field has at most ``max_colors`` distinct
+         values in its data (or in its scale's explicit ``domain``);
+      2. no ``symlog`` scale;
+      3. every log-scale x/y axis that is shown has ``labelOverlap`` set and either explicit tick
+         ``values`` or a ``tickCount`` ≤ 6;
+      4. a ``rect`` mark does not hide its x/y axis (``axis: null``) on a positional field;
+      5. every chart, axis and legend title line is at most ``title_width`` characters.
+    Each problem is one string naming the rule number, the place in the spec, and what is wrong.
+    ``assert not charts.lint(chart), charts.lint(chart)`` in a test checks a lesson's chart.
+    Taught in: all lessons (tests run it on every chart a lesson draws)
+    """
+    spec = _spec_of(chart)
+    datasets = spec.get("datasets", {}) if isinstance(spec, dict) else {}
+    problems: list[str] = []
+
+    def check_title(t, where):
+        for line in _title_lines(t):
+            if len(line) > title_width:
+                problems.append(f"rule 5 at {where}: title line of {len(line)} chars > {title_width}: {line[:40]!r}...")
+
+    def check_unit(node, rows, where):
+        enc = node.get("encoding", {}) or {}
+        mark = _mark_type(node.get("mark"))
+        for ch, e in enc.items():
+            if not isinstance(e, dict):
+                continue
+            scale = e.get("scale") if isinstance(e.get("scale"), dict) else {}
+            if ch in _COLOR_CHANNELS and e.get("field") and e.get("type") in ("nominal", "ordinal"):
+                dom = scale.get("domain")
+                if isinstance(dom, list):
+                    n = len(dom)
+                elif rows is not None:
+                    n = len({str(r.get(e["field"])) for r in rows if isinstance(r, dict) and e["field"] in r})
+                else:
+                    n = 0
+                if n > max_colors:
+                    problems.append(f"rule 1 at {where}.encoding.{ch}: {n} distinct colours of "
+                                    f"{e['field']!r} (> {max_colors})")
+            if ch in _POSITIONAL and scale.get("type") == "log" and e.get("axis", {}) is not None:
+                axis = e.get("axis") or {}
+                ok_ticks = isinstance(axis.get("values"), list) or (
+                    isinstance(axis.get("tickCount"), (int, float)) and axis["tickCount"] <= 6)
+                if "labelOverlap" not in axis or not ok_ticks:
+                    problems.append(f"rule 3 at {where}.encoding.{ch}: log axis of {e.get('field')!r} needs "
+                                    "labelOverlap and tick values (or tickCount <= 6)")
+            if mark == "rect" and ch in _POSITIONAL and "axis" in e and e["axis"] is None and e.get("field"):
+                problems.append(f"rule 4 at {where}.encoding.{ch}: rect (heatmap) with its {ch} axis hidden")
+            if isinstance(e.get("axis"), dict):
+                check_title(e["axis"].get("title"), f"{where}.encoding.{ch}.axis")
+            if isinstance(e.get("legend"), dict):
+                check_title(e["legend"].get("title"), f"{where}.encoding.{ch}.legend")
+            if "title" in e:
+                check_title(e.get("title"), f"{where}.encoding.{ch}")
+
+    def walk(node, rows, where):
+        if isinstance(node, list):
+            for i, n in enumerate(node):
+                walk(n, rows, f"{where}[{i}]")
+            return
+        if not isinstance(node, dict):
+            return
+        own = _rows_of(node.get("data"), datasets)
+        rows = own if own is not None else rows
+        check_title(node.get("title"), f"{where}.title")
+        for k, v in node.items():   # every scale anywhere (encodings, resolve-free) for symlog
+            if k == "encoding" and isinstance(v, dict):
+                for ch, e in v.items():
+                    if isinstance(e, dict) and isinstance(e.get("scale"), dict) and e["scale"].get("type") == "symlog":
+                        problems.append(f"rule 2 at {where}.encoding.{ch}: symlog scale on {e.get('field')!r}")
+        if "mark" in node:
+            check_unit(node, rows, where)
+        for key in ("layer", "hconcat", "vconcat", "concat"):
+            if key in node:
+                walk(node[key], rows, f"{where}.{key}")
+        if "spec" in node:
+            walk(node["spec"], rows, f"{where}.spec")
+        if isinstance(node.get("facet"), dict) and "spec" not in node:
+            pass
+
+    walk(spec, None, "chart")
+    return problems

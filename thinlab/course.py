@@ -38,21 +38,21 @@ LESSONS = [
     Lesson("00", "00_speech_commands.ipynb", "Speech Commands, speaker-disjoint splits, baselines",
            ("data", "models", "train", "charts"), "tests/test_lessons.py::test_lesson_00"),
     Lesson("01", "01_pruning.ipynb", "Pruning: magnitude, sensitivity, CSR bytes, structured, gradual",
-           ("prune", "layers", "size", "widgets"), "tests/test_lessons.py::test_lesson_01"),
+           ("prune", "nn", "experiments", "size", "widgets"), "tests/test_lessons.py::test_lesson_01"),
     Lesson("05", "05_fp16_transfer.ipynb", "FP16 and transfer: range, epsilon, loss scaling, FP32 -> FP16, bfloat16",
-           ("fp16", "half", "train", "charts"), "tests/test_lesson_05.py"),
+           ("precision", "nn", "train", "charts"), "tests/test_lesson_05.py"),
     Lesson("04", "04_quantization.ipynb", "Quantization: int8 cast, fixed point, uniform, k-means, OMSE, multi-bit, "
-           "packing, Huffman", ("quant", "layers", "size", "widgets"), "tests/test_lesson_04.py"),
+           "packing, Huffman", ("quant", "nn", "experiments", "size", "widgets"), "tests/test_lesson_04.py"),
     Lesson("02", "02_svd.ipynb", "Low rank: singular values, energy, truncated SVD, fine-tuning, factorized training",
-           ("lowrank", "layers", "size", "widgets"), "tests/test_lesson_02.py"),
+           ("lowrank", "nn", "size", "widgets"), "tests/test_lesson_02.py"),
     Lesson("03", "03_deepthin.ipynb", "DeepThin: auxiliary matrix, re-layout, LCM size solver, the paper's "
-           "comparison, fused inference", ("deepthin", "hashednet", "lowrank", "prune", "layers", "widgets"),
+           "comparison, fused inference", ("deepthin", "hashednet", "lowrank", "prune", "nn", "experiments", "widgets"),
            "tests/test_lesson_03.py"),
     Lesson("06", "06_pipeline.ipynb", "The full pipeline: prune -> low rank / DeepThin -> quantize, distillation, "
            "Pareto chart of every method, save / reload / timing",
-           ("prune", "lowrank", "deepthin", "quant", "layers", "size", "train", "charts"), "tests/test_lesson_06.py"),
+           ("prune", "lowrank", "deepthin", "quant", "nn", "experiments", "size", "train", "charts"), "tests/test_lesson_06.py"),
     Lesson("07", "07_deploy.ipynb", "Deploy: ONNX export, onnxruntime FP32 and int8 (dynamic, static), bytes, latency "
-           "and accuracy beside thinlab's stored formats", ("deploy", "layers", "train", "charts"),
+           "and accuracy beside thinlab's stored formats", ("deploy", "nn", "experiments", "train", "charts"),
            "tests/test_lesson_07.py"),
 ]
 

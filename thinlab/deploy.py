@@ -91,8 +91,8 @@ def materialize(model: nn.Module) -> nn.Module:
 
     Taught in: 07_deploy
     """
-    from thinlab.layers.compress import uncompressed
-    from thinlab.layers.deepthin_fused import dense_inference
+    from thinlab.nn.compress import uncompressed
+    from thinlab.nn.deepthin_fused import dense_inference
 
     if not isinstance(model, nn.Module):
         raise DeployError(f"expected a torch nn.Module (e.g. from thinlab.models.build_model), got "
@@ -371,7 +371,7 @@ def torch_runner(model: nn.Module, *, fused: bool = True):
     """``fn(X) -> logits`` running ``model`` eagerly on the CPU in inference mode. Compressed layers rebuild their
     weights from the stored form on every call (decode, then run), except DeepThin layers, which run thinlab's
     fused torch product (W never built) unless ``fused=False``. Taught in: 07_deploy"""
-    from thinlab.layers.deepthin_fused import dense_inference
+    from thinlab.nn.deepthin_fused import dense_inference
 
     model = model.eval().cpu()
     mode = contextlib.nullcontext if fused else dense_inference
@@ -397,7 +397,7 @@ def fused_forward(model: nn.Module):
     from torch.nn.utils import parametrize
 
     from thinlab.deepthin import FusedDeepThin
-    from thinlab.layers.parametrizations import DeepThin
+    from thinlab.nn.parametrizations import DeepThin
 
     if not all(hasattr(model, a) for a in ("hidden", "out", "norm", "time_pool")):
         raise DeployError(f"fused_forward runs a thinlab DNN (build_model('dnn', ...)), got {type(model).__name__}")

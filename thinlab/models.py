@@ -195,7 +195,7 @@ def fp32_bytes(model: nn.Module) -> int:
     standardisation's mean / std, batch-norm statistics), floats at 4 bytes, integer buffers at their width.
 
     This is the one definition of a dense model's bytes: it equals
-    ``thinlab.layers.size_report(model).total_bytes`` for an uncompressed float32 model, and what
+    ``thinlab.nn.size_report(model).total_bytes`` for an uncompressed float32 model, and what
     ``save_compressed`` stores (less its fixed container overhead).
 
     Taught in: 00_speech_commands

@@ -377,6 +377,21 @@ def fit(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: i
     return hist
 
 
+def finetune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, epochs: int, lr: float = 1e-3,
+             seed: int = 0, batch_size: int = 64, progress: bool = True, step_fn=None,
+             desc: str = "fine-tune", device=None) -> "History":
+    """Fine-tune a (pruned) model in place: AdamW with cosine decay from ``lr``, input statistics kept.
+
+    Masks stay fixed: a masked weight is ``original * mask`` in every forward pass. ``device``: where
+    to train (see :func:`thinlab.train.resolve_device`; ``None``: where the model is).
+
+    Taught in: 01_pruning … 06_pipeline
+    """
+    return fit(model, X_train, y_train, X_val, y_val, epochs=epochs, lr=lr, seed=seed,
+                     batch_size=batch_size, schedule="cosine", set_stats=False, progress=progress,
+                     step_fn=step_fn, desc=desc, device=device)
+
+
 @torch.no_grad()
 def predict(model: nn.Module, X, *, batch_size: int = 256, device=None) -> np.ndarray:
     """Class predictions (N,) of ``model`` in eval mode, on ``device`` (``None``: where the model is).

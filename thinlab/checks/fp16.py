@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from thinlab.checks._common import call as _call, fail as _fail
-from thinlab.fp16 import DynamicLossScaler, format_facts
+from thinlab.precision import DynamicLossScaler, format_facts
 
 #: (mantissa_bits, min_exponent) of the formats the spacing exercise is checked on
 _LAYOUTS = {"float16": (10, -14), "bfloat16": (7, -126), "float32": (23, -126)}
@@ -102,7 +102,7 @@ def loss_scale_update_reference(scale, good_steps, found_inf, *, growth_interval
 
     Overflow (``found_inf``): skip the step, scale × backoff_factor, good_steps = 0. Otherwise count
     the good step; after ``growth_interval`` good steps in a row scale × growth_factor and good_steps = 0.
-    Same rule as :class:`thinlab.fp16.DynamicLossScaler` and ``torch.amp.GradScaler``.
+    Same rule as :class:`thinlab.precision.DynamicLossScaler` and ``torch.amp.GradScaler``.
 
     Taught in: 05_fp16_transfer
     """

@@ -15,7 +15,7 @@ from thinlab.size import LayerSize, SizeReport, dense_bytes, share_budget
 #: ``rank`` is not passed: the paper's r = 1 (Sotoudeh & Baghsorkhi, section 5.3.1: r = 1 trained as
 #: well as or better than larger ranks, and every DeepThin model there uses it). The rule: it moves
 #: to the largest rank that fits only if that trains better beyond noise on both data sets. Measured
-#: with ``python -m thinlab.layers.deepthin_rank --data synthetic`` and ``--data
+#: with ``python -m thinlab.experiments.deepthin_rank --data synthetic`` and ``--data
 #: ../shared/speech_commands_sample`` (lesson 03's DNN and recipe, 20 epochs, sizes 1/20, 1/100,
 #: 1/200, 1/350, seeds 0-2; accuracy on validation + test speakers), largest rank − r = 1 pooled
 #: over the sizes where the plans differ: +0.026 ± 0.032 (synthetic) and +0.005 ± 0.027 (real
@@ -45,7 +45,7 @@ def rank_default(rank):
     ``None`` changes nothing.
 
     ``compress(method="deepthin")`` plans through :func:`plan_network` and takes no DeepThin rank
-    itself, so this is how :func:`thinlab.layers.compare.train_compressed` trains the
+    itself, so this is how :func:`thinlab.experiments.compare.train_compressed` trains the
     largest-rank variant for lesson 03's rank comparison.
 
     Taught in: 03_deepthin

@@ -5,18 +5,18 @@ float32 bytes), is trained from scratch with the same recipe (:func:`thinlab.tra
 defaults: AdamW, one-cycle, the same epochs) and is scored on held-out speakers:
 
 * ``"dense"``      the uncompressed model (size_fraction 1), via the :func:`thinlab.train.baseline` cache
-* ``"deepthin"``, ``"deepthin_shuffled"``, ``"hashed"``: :func:`thinlab.layers.compress` with
+* ``"deepthin"``, ``"deepthin_shuffled"``, ``"hashed"``: :func:`thinlab.nn.compress` with
   ``init="random"`` (DeepThin plans the whole network, :func:`thinlab.deepthin.plan_network`)
 * ``"lowrank"``    rank-r factors, ranks planned over the network like DeepThin (a layer that
   cannot go below rank 1 is pinned there and the others pay), see :func:`lowrank_ranks`
-* ``"prune"``      dense training with gradual magnitude pruning (Zhu & Gupta's cubic schedule
-  from 10% to 60% of the steps, then training at the final mask) to the CSR byte budget of each layer
+* ``"prune"``      dense training with gradual magnitude pruning (:mod:`thinlab.experiments.gradual`,
+  the course's one schedule) to the CSR byte budget of each layer
 * ``"narrow"``     the same architecture with every compressed hidden layer narrowed to the width
   whose dense weights fit the budget (:func:`narrow_width`)
 
 :func:`plan` gives each method's layout and bytes *before* training; :func:`train_compressed`
-checks the trained model's :func:`~thinlab.layers.size_report` against it.
-The fused-product timing lives in :mod:`thinlab.layers.fused_timing`.
+checks the trained model's :func:`~thinlab.nn.size_report` against it.
+The fused-product timing lives in :mod:`thinlab.experiments.timing`.
 
 Taught in: 03_deepthin (and reused by 06_pipeline)
 """
@@ -29,14 +29,12 @@ import numpy as np
 import torch
 
 from thinlab import deepthin, hashednet, lowrank, prune, train
-from thinlab.layers._util import plain_step
-from thinlab.layers.compress import compress, size_report
+from thinlab.experiments.gradual import gradual_step
+from thinlab.nn.compress import compress, size_report
 from thinlab.models import build_model
 from thinlab.size import share_budget
 
 METHODS = ("dense", "deepthin", "deepthin_shuffled", "lowrank", "prune", "hashed", "narrow")
-#: gradual pruning: the mask shrinks from this share of the steps to the next, in this many updates
-PRUNE_BEGIN, PRUNE_END, PRUNE_UPDATES = 0.1, 0.6, 10
 
 
 def hidden_shapes(model) -> dict:
@@ -148,39 +146,6 @@ def plan(method: str, shapes: dict, *, size_fraction: float, rank=None) -> dict:
     return {"bytes": int(nbytes), "size_fraction": nbytes / dense, "detail": detail}
 
 
-def _gradual_step(mods: dict, nnz: dict, total_steps: int):
-    """A :func:`thinlab.train.fit` step that shrinks each layer's mask to ``nnz`` by magnitude."""
-    t0, t1 = int(PRUNE_BEGIN * total_steps), max(int(PRUNE_BEGIN * total_steps) + 1, int(PRUNE_END * total_steps))
-    freq = max(1, (t1 - t0) // PRUNE_UPDATES)
-    state = {"step": 0, "keep": {k: None for k in mods}}
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    @torch.no_grad()
-    def set_masks(final: bool):
-        for k, mod in mods.items():
-            n = mod.weight.numel()
-            s_final = 1 - nnz[k] / n
-            s = s_final if final else prune.polynomial_sparsity(state["step"], final_sparsity=s_final, begin_step=t0,
-                                                                end_step=t1, frequency=freq)
-            keep = nnz[k] if final else max(nnz[k], n - prune.n_pruned(n, sparsity=s))
-            if keep == state["keep"][k]:
-                continue
-            P = mod.parametrizations.weight[0]
-            top = torch.topk(mod.weight.detach().abs().flatten(), keep).indices   # masked weights are 0
-            new = torch.zeros(n, dtype=P.mask.dtype)
-            new[top] = 1.0
-            P.mask.copy_(new.view_as(P.mask))                                   # the buffer may be non-contiguous
-            state["keep"][k] = keep
-
-    def step(model, xb, yb, opt):
-        if t0 <= state["step"] <= t1:
-            set_masks(final=state["step"] >= t1)
-        state["step"] += 1
-        return plain_step(model, xb, yb, opt, loss_fn)
-
-    return step, set_masks
-
-
 def _eval_arrays(ds, splits):
     X = np.concatenate([getattr(ds, f"X_{s}") for s in splits])
     y = np.concatenate([getattr(ds, f"y_{s}") for s in splits])
@@ -270,7 +235,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         layout = plan(method, shapes, size_fraction=size_fraction, rank=rank)
         step_fn = finish = None
         if method == "narrow":                  # the same WHOLE-model bytes as the others: hidden budget + the rest
-            from thinlab.layers.lowrank_train import thin_dnn
+            from thinlab.nn.lowrank import thin_dnn
 
             dense_hidden = plan("dense", shapes, size_fraction=1.0)["bytes"]
             whole = int(size_fraction * dense_hidden) + size_report(net).total_bytes - dense_hidden
@@ -289,7 +254,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
             for m in mods.values():                                  # start dense: the schedule prunes
                 m.parametrizations.weight[0].mask.fill_(1.0)
             steps = epochs * -(-len(ds.y_train) // batch_size)
-            step_fn, finish = _gradual_step(mods, {k: d["nnz"] for k, d in layout["detail"].items()}, steps)
+            step_fn, finish, _ = gradual_step(mods, total_steps=steps, keep={k: d["nnz"] for k, d in layout["detail"].items()})
         else:
             with deepthin.network.rank_default(rank):                         # compress takes no DeepThin rank itself
                 net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes),
@@ -297,7 +262,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
         train.fit(net, ds.X_train, ds.y_train, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
                   step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}", device=device)
         if finish is not None:                                       # too few steps to reach the schedule's end
-            finish(final=True)
+            finish()
     report = {r.name: r.bytes for r in size_report(net).layers}
     stored = sum(report[f"{k}.weight"] for k in hidden_shapes(net))
     if stored != layout["bytes"]:

@@ -7,9 +7,9 @@ what a kernel reading the stored codes would compute. The bytes are those of the
 codes + scales / zero points / codebook / α / fraction bits + shape, from the kernels' own byte
 formulas); every other tensor (biases, input statistics) stays float32 and is counted densely.
 
-Orientation: weights are the paper's W (Q, R) = (in, out) as :func:`thinlab.layers.pruning.layer_weights`
+Orientation: weights are the paper's W (Q, R) = (in, out) as :func:`thinlab.nn.weights.layer_weights`
 gives them, so "per channel" means one scale per output unit: ``axis=1`` (a row of torch's
-``weight`` (out, in), as :class:`~thinlab.layers.FakeQuant` does it).
+``weight`` (out, in), as :class:`~thinlab.nn.FakeQuant` does it).
 
 Taught in: 04_quantization
 """
@@ -24,8 +24,9 @@ import numpy as np
 from torch import nn
 
 from thinlab import quant
-from thinlab.layers.compress import compress, compressible_layers, size_report
-from thinlab.layers.pruning import finetune, layer_weights, set_layer_weights
+from thinlab.nn.compress import compress, compressible_layers, size_report
+from thinlab.train import finetune
+from thinlab.nn.weights import layer_weights, set_layer_weights
 from thinlab.size import bitmask_bytes, packed_bits_bytes, shape_bytes
 
 #: quantiser key → (label, fewest bits it takes, most bits it takes)
@@ -109,7 +110,7 @@ def quantize_layer(W, *, method: str, n_bits: int) -> QuantizedLayer:
     W = np.asarray(W)
     if W.ndim != 2:
         raise ValueError(f"W has shape {W.shape}; expected a 2-D weight (Q, R) = (in, out), "
-                         "e.g. from thinlab.layers.pruning.layer_weights(model)")
+                         "e.g. from thinlab.nn.weights.layer_weights(model)")
     if method == "fixed":
         F = quant.best_frac_bits(W, word_bits=n_bits)
         codes = quant.fixed_point_codes(W, word_bits=n_bits, frac_bits=F).astype(np.int64) + 2 ** (n_bits - 1)
@@ -205,7 +206,7 @@ def sweep(model: nn.Module, score: Callable[[nn.Module], float], *, methods=None
 def fake_quant_finetune(model: nn.Module, X_train, y_train, X_val=None, y_val=None, *, n_bits: int, epochs: int,
                         lr: float = 1e-3, seed: int = 0, layers=None, progress: bool = True, device=None):
     """Quantisation-aware fine-tuning: a copy of ``model`` whose layers are fake-quantised
-    (:class:`~thinlab.layers.FakeQuant`: symmetric, one scale per output channel, straight-through
+    (:class:`~thinlab.nn.FakeQuant`: symmetric, one scale per output channel, straight-through
     gradient) and fine-tuned for ``epochs`` (cosine decay from ``lr``, input statistics kept).
 
     Returns ``(model, history)``; ``size_report(model)`` counts its packed codes and scales.

@@ -2,14 +2,14 @@
 
 Stages (each one applied to the previous stage's model):
 
-1. **prune**: structured pruning of hidden units (:func:`thinlab.layers.pruning.shrink_dnn`): a new,
+1. **prune**: structured pruning of hidden units (:func:`thinlab.nn.pruning.shrink_dnn`): a new,
    narrower plain DNN (built with :func:`thinlab.models.build_model`, so it can be saved),
-2. **factorize**: low rank or DeepThin factors for the hidden layers (:func:`thinlab.layers.compress`),
+2. **factorize**: low rank or DeepThin factors for the hidden layers (:func:`thinlab.nn.compress`),
 3. **quantize**: the stored factors quantised per row to ``n_bits`` (``quant_bits``: packed codes +
    one float32 scale per row) and every plain Linear left (the output layer) fake-quantised too.
 
 Each stage can be followed by fine-tuning (fake-quantised with a straight-through estimator in
-stage 3). Bytes always come from :func:`thinlab.layers.size_report` on the whole model (biases and
+stage 3). Bytes always come from :func:`thinlab.nn.size_report` on the whole model (biases and
 input statistics included), so the factor of a stage is honestly ``bytes before / bytes after``.
 
 Distillation (Hinton, Vinyals & Dean 2015): the student learns from the teacher's softened outputs,
@@ -29,9 +29,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import train
-from thinlab.layers.compress import compress, size_report
-from thinlab.layers.parametrizations import _check_bits
-from thinlab.layers.pruning import finetune, shrink_dnn
+from thinlab.nn.compress import compress, size_report
+from thinlab.nn.parametrizations import _check_bits
+from thinlab.train import finetune
+from thinlab.nn.pruning import shrink_dnn
 
 STAGES = ("dense", "prune", "factorize", "quantize")
 
@@ -44,7 +45,7 @@ def hidden_layers(model: nn.Module) -> list[str]:
 
 
 def model_bytes(model: nn.Module) -> int:
-    """Every stored byte of ``model`` (:func:`thinlab.layers.size_report` total). Taught in: 06_pipeline"""
+    """Every stored byte of ``model`` (:func:`thinlab.nn.size_report` total). Taught in: 06_pipeline"""
     return int(size_report(model).total_bytes)
 
 

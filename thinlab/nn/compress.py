@@ -2,7 +2,7 @@
 
 ``compress(model, method=..., size_fraction=...)`` returns a trainable copy whose chosen layers
 (every ``nn.Linear`` by default) store their weights in compressed form (see
-:mod:`thinlab.layers.parametrizations`); ``size_report(model)`` counts every stored byte: the
+:mod:`thinlab.nn.parametrizations`); ``size_report(model)`` counts every stored byte: the
 compressed layers by their kernels' byte formulas, all other parameters and buffers densely.
 
 Taught in: 01_pruning … 06_pipeline
@@ -18,8 +18,8 @@ from torch.nn.utils import parametrize
 
 from thinlab import deepthin, hashednet, lowrank, prune
 from thinlab._validate import as_weight, check_choice, check_int, check_names, check_real
-from thinlab.layers._util import device_of
-from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared
+from thinlab.nn._util import device_of
+from thinlab.nn.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared
 from thinlab.quant import kmeans_quantize
 from thinlab.size import LayerSize, SizeReport, dtype_bytes
 
@@ -263,7 +263,7 @@ def _is_internal(name: str) -> bool:
 
 def size_report(model: nn.Module) -> SizeReport:
     """Honest bytes of every stored tensor of ``model``: compressed weights by their formulas, every
-    other parameter and buffer densely at its dtype. Matches :func:`thinlab.layers.save_compressed`.
+    other parameter and buffer densely at its dtype. Matches :func:`thinlab.nn.save_compressed`.
 
     Taught in: 01_pruning … 06_pipeline
     """

@@ -1,4 +1,4 @@
-"""The checks :func:`thinlab.layers.load_compressed` runs on a file before it builds anything (private).
+"""The checks :func:`thinlab.nn.load_compressed` runs on a file before it builds anything (private).
 
 Every array is checked against the file's metadata and the rebuilt architecture: presence, exact
 shape and dtype, finiteness, CSR index ranges, packed code counts and ranges, positive scales;
@@ -18,7 +18,7 @@ from thinlab.size import packed_bits_bytes
 FORMAT = "thinlab-compressed/1"
 _F32, _U8 = np.dtype(np.float32), np.dtype(np.uint8)
 _FIX = ("it was not written by save_compressed of this thinlab, or was changed since; save the model again with "
-        "thinlab.layers.save_compressed(model, path)")
+        "thinlab.nn.save_compressed(model, path)")
 
 
 class CompressedFileError(ValueError):

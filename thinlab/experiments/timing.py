@@ -5,8 +5,8 @@
 * :func:`layer_timing` – the same for any layer shapes at a size, with the paper's initialisation
   (a paper-sized 2048 x 2048 layer, the TFKaldi network);
 * :func:`torch_inference_timing` – a whole compressed torch model in evaluation mode: the dense
-  model, the DeepThin model rebuilding W (:func:`thinlab.layers.deepthin_fused.dense_inference`)
-  and the DeepThin model running the fused product (:mod:`thinlab.layers.deepthin_fused`).
+  model, the DeepThin model rebuilding W (:func:`thinlab.nn.deepthin_fused.dense_inference`)
+  and the DeepThin model running the fused product (:mod:`thinlab.nn.deepthin_fused`).
 
 Both sides of every comparison run on the same threads and are timed in alternating rounds; the
 figures are medians over the rounds (a burst of load from another process hits both sides).
@@ -25,7 +25,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab import deepthin
-from thinlab.layers.parametrizations import DeepThin
+from thinlab.nn.parametrizations import DeepThin
 
 
 def _median_times(fns: dict, *, min_seconds: float = 0.05, repeat: int = 5) -> dict:
@@ -184,16 +184,16 @@ def torch_inference_timing(model, X, *, batches=(1, 32), threads: int | None = 1
     """Time a compressed torch model's forward pass in evaluation mode, on its device, three ways.
 
     ``dense_us``: the same model with every compressed weight baked into a dense one
-    (:func:`thinlab.layers.compress.uncompressed`); ``plain_us``: the DeepThin model rebuilding W
-    from its factors in every forward (:func:`thinlab.layers.deepthin_fused.dense_inference`);
+    (:func:`thinlab.nn.compress.uncompressed`); ``plain_us``: the DeepThin model rebuilding W
+    from its factors in every forward (:func:`thinlab.nn.deepthin_fused.dense_inference`);
     ``fused_us``: the DeepThin model as it runs by default in evaluation mode, the fused product.
     ``speedup`` = dense / fused, ``speedup_vs_plain`` = plain / fused; ``max_rel_diff`` compares
     the fused logits with the plain ones. ``X``: inputs, the first ``batch`` rows are used.
 
     Taught in: 03_deepthin (and 06_pipeline)
     """
-    from thinlab.layers.compress import uncompressed
-    from thinlab.layers.deepthin_fused import dense_inference
+    from thinlab.nn.compress import uncompressed
+    from thinlab.nn.deepthin_fused import dense_inference
 
     if not deepthin_factors(model):
         raise ValueError("model has no (unshuffled) DeepThin layer; compress it with method='deepthin'")

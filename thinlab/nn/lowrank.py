@@ -1,8 +1,8 @@
 """torch side of low rank: factorize chosen layers to a rank each, read the ranks back, and build the
 widest plain DNN that fits the same bytes (the "just train a smaller dense net" control).
 
-The factorisation itself is :class:`~thinlab.layers.LowRank` (``weight (R, Q) = U (R, r) · V (r, Q)``,
-the paper's W = A·B transposed) registered by :func:`~thinlab.layers.compress`; this module only adds
+The factorisation itself is :class:`~thinlab.nn.LowRank` (``weight (R, Q) = U (R, r) · V (r, Q)``,
+the paper's W = A·B transposed) registered by :func:`~thinlab.nn.compress`; this module only adds
 per-layer ranks and the byte-matched controls that lesson 02 compares against.
 
 Taught in: 02_svd
@@ -14,9 +14,9 @@ import numbers
 from torch import nn
 from torch.nn.utils import parametrize
 
-from thinlab.layers.compress import compress, compressible_layers, size_report
-from thinlab.layers._util import device_of
-from thinlab.layers.parametrizations import LowRank
+from thinlab.nn.compress import compress, compressible_layers, size_report
+from thinlab.nn._util import device_of
+from thinlab.nn.parametrizations import LowRank
 from thinlab.models import build_model
 
 
@@ -34,7 +34,7 @@ def factorize(model: nn.Module, ranks, *, layers=None, init: str = "project", se
 
     Returns
     -------
-    nn.Module, trainable (gradients flow into U and V); :func:`~thinlab.layers.size_report` counts
+    nn.Module, trainable (gradients flow into U and V); :func:`~thinlab.nn.size_report` counts
     ``(Q + R)·r`` float32 values plus both shapes per factorized layer.
 
     Taught in: 02_svd
@@ -61,7 +61,7 @@ def layer_ranks(model: nn.Module) -> dict[str, int]:
 
 def thin_dnn(model: nn.Module, *, n_bytes: int) -> tuple[nn.Module, int]:
     """An untrained plain DNN like ``model`` (same input, depth, classes) with the widest uniform
-    hidden width whose stored bytes (every tensor, as :func:`~thinlab.layers.size_report` counts)
+    hidden width whose stored bytes (every tensor, as :func:`~thinlab.nn.size_report` counts)
     are at most ``n_bytes``.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Helpers shared by the ``thinlab.layers`` modules (private)."""
+"""Helpers shared by the ``thinlab.nn`` modules (private)."""
 from __future__ import annotations
 
 

@@ -7,7 +7,7 @@ rounding away its low 16 bits (to nearest, ties to even), done here on the integ
 Results are returned as float32 arrays whose values are exactly representable in bfloat16 (the
 same values ``torch.bfloat16`` gives). float64 input is rounded to float32 first, as torch does.
 
-The torch side (converting models, half / mixed-precision training steps) is ``thinlab.half``.
+The torch side (converting models, half / mixed-precision training steps) is ``thinlab.nn.half``.
 
 Taught in: 05_fp16_transfer
 """

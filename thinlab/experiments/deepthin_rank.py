@@ -7,8 +7,8 @@ on our task is measured here, and the library default (:data:`thinlab.deepthin.n
 follows the measurement: r = 1 unless the largest rank is better beyond noise on both data sets.
 
 :func:`rank_comparison` trains both at each size and seed (through
-:func:`thinlab.layers.compare.train_compressed`, the recipe of lesson 03's comparison);
-:func:`rank_verdict` puts the difference against its noise. ``python -m thinlab.layers.deepthin_rank``
+:func:`thinlab.experiments.compare.train_compressed`, the recipe of lesson 03's comparison);
+:func:`rank_verdict` puts the difference against its noise. ``python -m thinlab.experiments.deepthin_rank``
 runs it at lesson 03's sizes and writes a JSON file (resumable, one data set per call).
 
 Taught in: 03_deepthin
@@ -25,7 +25,7 @@ import numpy as np
 
 from thinlab import train
 from thinlab._io import atomic_file
-from thinlab.layers import compare
+from thinlab.experiments import compare
 
 #: the two ranks compared: the paper's and the largest that fits each layer
 RANKS = (1, "max")
@@ -172,7 +172,7 @@ def default_rank(verdicts: dict) -> int | str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m thinlab.layers.deepthin_rank", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m thinlab.experiments.deepthin_rank", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help='"synthetic" or a folder in the Speech Commands layout')
     p.add_argument("--factors", type=int, nargs="+", default=[20, 100, 200, 350])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

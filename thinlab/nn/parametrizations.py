@@ -3,7 +3,7 @@
 Each class is registered with ``torch.nn.utils.parametrize.register_parametrization`` on a layer's
 ``weight``. Every one is trainable end to end (gradients flow into the compressed parameters),
 knows its honest ``nbytes()`` (from the numpy kernels' byte formulas), and can ``export`` its stored
-form as numpy arrays for :mod:`thinlab.layers.io`.
+form as numpy arrays for :mod:`thinlab.nn.io`.
 
 Orientation, converted here once: torch keeps ``Linear.weight`` as (out, in) = (R, Q), the transpose
 of the paper's W (Q, R). Conv weights (out, in, kh, kw) are treated as the matrix (out, in·kh·kw).
@@ -24,7 +24,7 @@ from torch import nn
 
 from thinlab import hashednet
 from thinlab.deepthin import deepthin_bytes, shuffle_permutation, unrelayout
-from thinlab.layers.deepthin_fused import FusedWeight, device_plan, fused_enabled, layer_plan
+from thinlab.nn.deepthin_fused import FusedWeight, device_plan, fused_enabled, layer_plan
 from thinlab.lowrank import lowrank_bytes, truncated_svd
 from thinlab.prune import csr_bytes, masked_bytes
 from thinlab.quant import kmeans_code_bits
@@ -183,7 +183,7 @@ class DeepThin(_Base):
         return flat.reshape(self.weight_shape)  # (Q·R,) fills weight (R, Q) row by row = W (Q, R) by columns
 
     def fused_plan(self, device) -> dict:
-        """Index plan of the fused product (:func:`thinlab.layers.deepthin_fused.layer_plan`) on ``device``."""
+        """Index plan of the fused product (:func:`thinlab.nn.deepthin_fused.layer_plan`) on ``device``."""
         plans = self.__dict__.setdefault("_fused_plans", {})
         if str(device) not in plans:
             plans[str(device)] = device_plan(layer_plan(self.cols, self.rows, self.m, self.n), device)

@@ -18,9 +18,9 @@ from torch.nn.utils import parametrize
 
 from thinlab._io import atomic_file
 from thinlab._validate import check_path
-from thinlab.layers._io_check import (_FIX, FORMAT, CompressedFileError, _check_dense, _check_layer_arrays,
+from thinlab.nn._io_check import (_FIX, FORMAT, CompressedFileError, _check_dense, _check_layer_arrays,
                                      _check_meta)
-from thinlab.layers.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
+from thinlab.nn.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
 from thinlab.prune import csr_decode, csr_encode, CSR
 from thinlab.quant import pack_bits, unpack_bits, kmeans_code_bits
 
@@ -144,7 +144,7 @@ def _import_layer(name: str, mod, cfg: dict, arrays) -> None:
 def save_compressed(model, path) -> int:
     """Write ``model`` (built by :func:`thinlab.models.build_model`, maybe compressed) to ``path``
     atomically; returns the file's size in bytes. Taught in: 06_pipeline"""
-    from thinlab.layers.compress import check_model
+    from thinlab.nn.compress import check_model
 
     check_model(model)
     path = check_path(path, name="path")
