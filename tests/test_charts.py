@@ -42,7 +42,31 @@ BUILDERS = {
                                   x="x", y="y", color="k", error="e", x_scale="log"),
     "histogram": lambda: charts.histogram(np.random.default_rng(0).normal(size=1000), rules=[-0.5, 0.5]),
     "history": lambda: charts.history([{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_acc": 0.4, "lr": 1e-3}]),
+    "lines_log": lambda: charts.lines([{"n": 10 ** i, "err": 2.0 ** -i, "k": "a"} for i in range(6)], x="n", y="err",
+                                      color="k", log_x=True, log_y=True, dash="k"),
+    "bars_log_horizontal": lambda: charts.bars([{"v": "a", "b": 1200, "r": "x"}, {"v": "b", "b": 5e5, "r": "y"}],
+                                               x="v", y="b", color="r", offset=False, log_y=True, horizontal=True),
+    "histogram_log_x": lambda: charts.histogram(np.abs(np.random.default_rng(0).normal(size=500)), log_x=True),
+    "layer_rules_band": lambda: charts.layer(
+        charts.band(0.4, 0.6, label="baseline ± 2 SE"), charts.rules([0.5], label="baseline"),
+        charts.rules([2, 4], axis="x", label=["two", "four"], color="crimson"),
+        charts.lines([{"x": i, "y": i / 10} for i in range(1, 8)], x="x", y="y", width=300)),
+    "grid": lambda: charts.grid([BUILDERS["heatmap"](), BUILDERS["bars"](), BUILDERS["waveform"]()], columns=2),
+    "scatter": lambda: charts.scatter(MANY, x="bytes", y="acc", color="method", shape="method", label="method",
+                                      log_x=True),
+    "waterfall": lambda: charts.waterfall([{"stage": "dense", "bytes": 1_800_000}, {"stage": "prune", "bytes": 900_000},
+                                           {"stage": "quant", "bytes": 40_000}]),
+    "small_multiples": lambda: charts.small_multiples(
+        [{"c": j, "w": float(np.sin(j + i)), "row": f"row {i}", "m": m} for m in ("W", "rank 1") for i in range(3)
+         for j in range(8)], x="c", y="w", facet="m", color="row", columns=2),
+    "image_grid": lambda: charts.image_grid({"W": np.eye(4) - 0.5, "rank 1": np.ones((4, 4))}, domain_mid=0),
+    "categorical_heatmap": lambda: charts.categorical_heatmap(
+        [{"row": i, "column": j, "t": 3 * i + j, "src": str((3 * i + j) // 4)} for i in range(3) for j in range(3)],
+        x="column", y="row", color="src", text="t"),
 }
+MANY = [{"method": m, "bytes": float(10 ** (4 + k / 5)), "acc": 0.5 + k / 40}
+        for k, m in enumerate(["dense", "prune", "lowrank", "deepthin", "hashed", "narrow", "quant: uniform",
+                               "quant: kmeans", "quant: log", "quant: per-channel", "pipeline", "distilled", "alone"])]
 
 
 def test_thinlab_renderer_is_active_on_import():
@@ -104,3 +128,170 @@ def test_histogram_counts_all_values():
     v = np.random.default_rng(1).normal(size=777)
     rows = _data(_bundle(charts.histogram(v, bins=10))[VL5])
     assert sum(r["count"] for r in rows if "count" in r) == 777
+
+
+# ------------------------------------------------------------------ house style: log axes, colours, lint
+
+def _svg_texts(chart):
+    import re
+    return re.findall(r"<text[^>]*>([^<]*)</text>", _bundle(chart)["image/svg+xml"])
+
+
+def _encodings(spec):
+    """(channel, encoding) for every unit of a nested spec."""
+    out = []
+    if isinstance(spec, dict):
+        out += [(k, v) for k, v in spec.get("encoding", {}).items() if isinstance(v, dict)]
+        for k in ("layer", "hconcat", "vconcat", "concat"):
+            for s in spec.get(k, []):
+                out += _encodings(s)
+        out += _encodings(spec.get("spec"))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_builder_passes_lint(name):
+    assert charts.lint(BUILDERS[name]()) == []
+
+
+def test_log_ticks_are_powers_of_ten_and_two_five_under_two_decades():
+    assert charts.log_ticks(3, 40) == ([1, 2, 5, 10, 20, 50, 100], [1, 100])
+    assert charts.log_ticks(1000, 1000) == ([1000, 2000, 5000, 10000], [1000, 10000])
+    assert charts.log_ticks(0.02, 7) == ([0.01, 0.1, 1, 10], [0.01, 10])          # 2.5 decades: powers only
+    assert charts.log_ticks(0.5, 20)[0] == [0.1, 1, 10, 100]      # 1.6 decades but widened to 3: powers only
+    assert charts.log_ticks(0.15, 9)[0] == [0.1, 0.2, 0.5, 1, 2, 5, 10]
+    ticks, dom = charts.log_ticks(2e-9, 6e4)                                        # 14 decades: every 2nd power
+    assert ticks == [1e-9, 1e-7, 1e-5, 1e-3, 1e-1, 1e1, 1e3, 1e5] and dom == [1e-9, 1e5]
+    assert len(charts.log_ticks(1, 1e30)[0]) <= charts.MAX_LOG_TICKS
+    with pytest.raises(ValueError):
+        charts.log_ticks(0, 10)
+
+
+def test_log_axis_spec_and_rendered_labels():
+    rows = [{"x": x, "y": y} for x, y in ((2e-9, 3.0), (1.0, 40.0), (6e4, 10.0))]
+    chart = charts.lines(rows, x="x", y="y", log_x=True, log_y=True)
+    enc = chart.to_dict()["encoding"]
+    assert enc["x"]["scale"] == {"type": "log", "domain": [1e-9, 1e5], "nice": False, "clamp": False}
+    assert enc["x"]["axis"]["values"] == [1e-9, 1e-7, 1e-5, 1e-3, 1e-1, 1e1, 1e3, 1e5]
+    assert enc["x"]["axis"]["labelOverlap"] == "greedy"
+    assert enc["y"]["axis"]["values"] == [1, 2, 5, 10, 20, 50, 100]
+    texts = _svg_texts(chart)
+    for label in ("1e-9", "1e-7", "1e-5", "1e-3", "0.1", "10", "1000", "1e5"):   # x
+        assert label in texts
+    for label in ("1", "2", "5", "10", "20", "50", "100"):                          # y
+        assert label in texts
+    bytes_axis = _svg_texts(charts.scatter([{"b": 2e4, "a": 1}, {"b": 3e6, "a": 2}], x="b", y="a", log_x=True))
+    assert {"10k", "100k", "1M", "10M"} <= set(bytes_axis)
+
+
+def test_log_axis_drops_nonpositive_rows_or_clamps_them_at_the_floor():
+    rows = [{"k": k, "pct": p} for k, p in enumerate((5.0, 0.5, 0.0, 0.0))]
+    dropped = _data(charts.lines(rows, x="k", y="pct", log_y=True).to_dict())
+    assert [r["pct"] for r in dropped] == [5.0, 0.5]
+    spec = charts.lines(rows, x="k", y="pct", log_y=True, floor=1e-3).to_dict()
+    assert [r["pct"] for r in _data(spec)] == [5.0, 0.5, 1e-3, 1e-3]
+    assert spec["encoding"]["y"]["scale"]["domain"][0] == 1e-3 and "drawn at 0.001" in spec["encoding"]["y"]["title"]
+    assert charts.lint(spec) == []
+
+
+def test_more_than_ten_colours_are_grouped():
+    spec = BUILDERS["scatter"]().to_dict()
+    colour = [e for ch, e in _encodings(spec) if ch == "color"][0]
+    assert colour["field"] == "method family"
+    fams = {r[colour["field"]] for r in _data(spec) if colour["field"] in r}
+    assert fams == {"dense", "prune", "lowrank", "deepthin", "hashed", "narrow", "quant", "pipeline", "distilled",
+                    "alone"}
+    assert {r["method"] for r in _data(spec)} == {r["method"] for r in MANY}      # every name kept (tooltip/label)
+    fam = [dict(r, family="quant" if r["method"].startswith("quant") else "other") for r in MANY]
+    spec = charts.scatter(fam, x="bytes", y="acc", color="method", group="family").to_dict()
+    assert [e for ch, e in _encodings(spec) if ch == "color"][0]["field"] == "family"
+    many = [{"x": i, "y": i, "s": f"s{i}"} for i in range(30)]                       # no shared prefixes
+    spec = charts.lines(many, x="x", y="y", color="s").to_dict()
+    assert len({r["s family"] for r in _data(spec)}) == 10 and charts.lint(spec) == []
+    assert [e for ch, e in _encodings(spec) if ch == "detail"][0]["field"] == "s"  # one line per series still
+
+
+def test_heatmap_shows_titled_axes_and_spectrogram_puts_low_bands_at_the_bottom():
+    enc = charts.heatmap(np.zeros((100, 300)), x="input", y="output").to_dict()["encoding"]
+    assert enc["x"]["title"] == "input" and enc["y"]["title"] == "output"
+    assert enc["x"]["axis"]["values"] == [0, 50, 100, 150, 200, 250] and enc["y"]["axis"]["values"] == [0, 20, 40, 60, 80]
+    assert {"input", "output"} <= set(_svg_texts(charts.heatmap(np.zeros((3, 3)), x="input", y="output")))
+    assert charts.spectrogram(np.zeros((101, 40))).to_dict()["encoding"]["y"]["sort"] == "descending"
+
+
+def test_rules_band_layer_and_grid():
+    spec = BUILDERS["layer_rules_band"]().to_dict()
+    texts = _svg_texts(BUILDERS["layer_rules_band"]())
+    assert {"baseline", "baseline ± 2 SE", "two", "four", "x", "y"} <= set(texts)
+    assert "y, at" not in texts and spec["width"] == 300                   # one axis title; the child's size kept
+    assert [r["at"] for r in _data(charts.rules([1, 2.5]).to_dict())] == [1.0, 2.5]
+    with pytest.raises(ValueError):
+        charts.rules([1, 2], label=["only one"])
+    g = charts.grid([BUILDERS["heatmap"]() for _ in range(5)], columns=2).to_dict()
+    assert [len(r["hconcat"]) for r in g["vconcat"]] == [2, 2, 1]
+    assert "hconcat" in charts.grid([BUILDERS["heatmap"](), BUILDERS["bars"]()]).to_dict()
+
+
+def test_waterfall_bars_span_consecutive_stages():
+    rows = [r for r in _data(BUILDERS["waterfall"]().to_dict()) if "from" in r]
+    assert [(r["from"], r["to"]) for r in rows] == [(1e4, 1_800_000), (1_800_000, 900_000), (900_000, 40_000)]
+    assert [r["label"] for r in rows] == ["1,800,000", "÷2.0", "÷22.5"]
+
+
+def test_dash_field_maps_first_value_solid():
+    rows = [{"i": i, "s": 1.0 / i, "w": w} for w in ("trained", "fresh init") for i in (1, 2)]
+    dash = charts.lines(rows, x="i", y="s", dash="w").to_dict()["encoding"]["strokeDash"]
+    assert dash["scale"] == {"domain": ["trained", "fresh init"], "range": [[1, 0], [5, 3]]}
+
+
+def test_wrap_title_splits_long_titles():
+    t = "FP16 training: dynamic loss scale per step (skipped steps in red) and more words"
+    lines = charts.wrap_title(t)
+    assert isinstance(lines, list) and all(len(s) <= charts.TITLE_WIDTH for s in lines) and " ".join(lines) == t
+    assert charts.wrap_title("short") == "short"
+
+
+def _unit(**kw):
+    return {"data": {"values": [{"a": i, "b": i + 1, "c": f"c{i}"} for i in range(12)]}, "mark": "point",
+            "encoding": {"x": {"field": "a", "type": "quantitative"}, "y": {"field": "b", "type": "quantitative"}},
+            **kw}
+
+
+def test_lint_catches_each_rule():
+    good = _unit()
+    assert charts.lint(good) == []
+    too_many = _unit(encoding={**good["encoding"], "color": {"field": "c", "type": "nominal"}})
+    assert [p[:6] for p in charts.lint(too_many)] == ["rule 1"]
+    assert charts.lint(_unit(encoding={**good["encoding"], "color": {"field": "a", "type": "quantitative"}})) == []
+    symlog = _unit(encoding={**good["encoding"], "y": {"field": "b", "type": "quantitative",
+                                                       "scale": {"type": "symlog"}}})
+    assert [p[:6] for p in charts.lint(symlog)] == ["rule 2"]
+    log_bare = _unit(encoding={**good["encoding"], "x": {"field": "a", "type": "quantitative",
+                                                         "scale": {"type": "log"}}})
+    assert [p[:6] for p in charts.lint(log_bare)] == ["rule 3"]
+    log_ok = _unit(encoding={**good["encoding"], "x": {"field": "a", "type": "quantitative", "scale": {"type": "log"},
+                                                       "axis": {"tickCount": 5, "labelOverlap": True}}})
+    assert charts.lint(log_ok) == []
+    rect = _unit(mark={"type": "rect"}, encoding={"x": {"field": "a", "type": "ordinal", "axis": None},
+                                                  "y": {"field": "b", "type": "ordinal"}})
+    assert [p[:6] for p in charts.lint(rect)] == ["rule 4"]
+    long_title = _unit(title="x" * 61)
+    assert [p[:6] for p in charts.lint(long_title)] == ["rule 5"]
+    assert charts.lint(_unit(title=["x" * 60, "y" * 60])) == []
+
+
+def test_lint_walks_nested_specs_and_named_datasets():
+    bad = {"datasets": {"d1": [{"c": f"c{i}"} for i in range(11)]},
+           "vconcat": [{"hconcat": [_unit(), {"layer": [
+               {"data": {"name": "d1"}, "mark": "bar", "encoding": {"color": {"field": "c", "type": "nominal"}}}]}]},
+                       {"facet": {"field": "c", "type": "nominal"}, "data": {"values": []},
+                        "spec": {"mark": "line", "encoding": {"y": {"field": "b", "type": "quantitative",
+                                                                   "scale": {"type": "symlog"}}}}}]}
+    probs = charts.lint(bad)
+    assert [p[:6] for p in probs] == ["rule 1", "rule 2"]
+    assert "vconcat[0].hconcat[1].layer[0]" in probs[0] and "vconcat[1].spec" in probs[1]
+    inherited = {"data": {"values": [{"c": f"c{i}"} for i in range(11)]},
+                 "layer": [{"mark": "point", "encoding": {"color": {"field": "c", "type": "nominal"}}}]}
+    assert len(charts.lint(inherited)) == 1
+    old = charts.lines([{"x": 1, "y": 1}], x="x", y="y") .encode(y=alt.Y("y:Q", scale=alt.Scale(type="symlog")))
+    assert any(p.startswith("rule 2") for p in charts.lint(old))   # an altair chart works too

@@ -13,7 +13,7 @@ from thinlab.deepthin import (FusedDeepThin, deepthin_size, fused_matmul, fused_
 from thinlab.deepthin._plan import next_fast_len
 from thinlab.deepthin.paper import fused_matmul_paper, reuse_stats, segment_pairs
 
-METHODS = ("windows", "band", "fft")
+METHODS = ("windows", "band", "fft", "toeplitz")
 
 
 def dense(X, Xf, Wf, Q, R):
@@ -209,7 +209,7 @@ def test_fused_plan_stores_about_the_parameters(Q, R, alpha, rank):
     stored = plan.G_.size + (2 * plan.fft_["spectra"].size if hasattr(plan, "fft_") else 0)
     assert stored <= 2 * (s.m + 2 * R + Q + s.n) * s.r < Q * R / 4
     for B in (1, 32):                                                # the method the cost model picks exists
-        assert plan.method_at(B) in ("windows", "band", "fft")
+        assert plan.method_at(B) in ("windows", "band", "fft", "toeplitz")
         cost = plan.cost_ns(B)
         assert plan.method_at(B) == min(cost, key=cost.get) or plan.contract_ == "gemm2"
 
@@ -360,3 +360,25 @@ def test_layer_and_torch_timing_rows():
     with pytest.raises(ValueError, match="no .*DeepThin layer"):
         timing.torch_inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)), X)
     assert set(timing.cache_sizes()) == {"L1d", "L2", "L3"}
+
+
+def test_fused_toeplitz_is_auto_choice_at_batch_32_and_exact():
+    """The TFKaldi hidden layer at α = 1/100 (default layout, r = 1, gcd(n, Q) = 1): the cost model
+    keeps a one-row method at batch 1 and picks the chunked Toeplitz GEMM at batch 32; both equal
+    X @ W, including r > 1 and the chunk boundaries (Q + n − 1 shifts, not a multiple of L)."""
+    from thinlab.deepthin.fused import TOEPLITZ_CHUNK
+    rng = np.random.default_rng(5)
+    s = deepthin_size(2048, 2048, size_fraction=0.01, rank=1)
+    Xf, Wf = init_factors(s.m, s.n, s.r, target_std=0.05, rng=rng)
+    plan = FusedDeepThin(Xf, Wf, Q=2048, R=2048)
+    assert plan.method_at(1) != "toeplitz" and plan.method_at(32) == "toeplitz"
+    X = rng.standard_normal((32, 2048)).astype(np.float32)
+    want = dense(X, Xf, Wf, 2048, 2048)
+    close(plan(X), want, np.abs(want).max())
+    close(plan(np.asfortranarray(X)), want, np.abs(want).max())
+    for Q, R, n, r in [(2048, 64, 101, 3), (30, 50, 37, 2), (97, 40, 7, 1)]:
+        assert (Q + n - 1) % TOEPLITZ_CHUNK != 0 or Q == 2048
+        Xf, Wf = init_factors(-(-Q * R // n), n, r, target_std=0.1, rng=rng)
+        X = rng.standard_normal((9, Q)).astype(np.float32)
+        want = dense(X, Xf, Wf, Q, R)
+        close(FusedDeepThin(Xf, Wf, Q=Q, R=R, method="toeplitz")(X), want, np.abs(want).max())

@@ -9,6 +9,12 @@ renderer loads vega from a CDN (blank offline). Importing this module registers 
   * ``text/plain``: a one-line description.
 All three are valid nbformat outputs, so papermill's executed notebooks validate.
 
+Lessons need no raw altair: builders ``lines``, ``bars``, ``scatter``, ``histogram``, ``heatmap``,
+``image_grid``, ``categorical_heatmap``, ``small_multiples``, ``waterfall`` (``log_x=``/``log_y=`` for log
+axes); overlays ``rules`` (labelled reference lines) and ``band`` (a shaded interval); composition
+``layer(a, b, ...)`` (or ``a + b``) and ``grid([a, b, ...], columns=N)`` (or ``a | b``). ``lint(chart)``
+lists what breaks the house style (≤ 10 colours, no symlog, readable log ticks, heatmap axes, title width).
+
 Taught in: all lessons (first in 00_speech_commands)
 """
 from __future__ import annotations
@@ -24,12 +30,18 @@ _SVG = {"on": True}
 
 
 def to_vl5(spec: dict) -> dict:
-    """The chart's spec with its ``$schema`` set to Vega-Lite 5 (the builders here use only v5 features)."""
+    """The chart's spec with its ``$schema`` set to Vega-Lite 5 (the builders here use only v5 features).
+
+    Taught in: all lessons (the renderer; the classroom site uses it directly)
+    """
     return {**spec, "$schema": VL5_SCHEMA}
 
 
 def mimebundle(spec: dict, *, svg: bool | None = None) -> dict:
-    """The notebook output for a chart spec: Vega-Lite 5 JSON (+ offline SVG) (+ text)."""
+    """The notebook output for a chart spec: Vega-Lite 5 JSON (+ offline SVG) (+ text).
+
+    Taught in: all lessons (the renderer)
+    """
     import vl_convert
 
     spec5 = to_vl5(spec)
@@ -46,7 +58,10 @@ def _renderer(spec: dict, **_metadata):
 
 @contextlib.contextmanager
 def svg_fallback(enabled: bool):
-    """Temporarily turn the SVG copy on or off (widgets redraw faster without it)."""
+    """Temporarily turn the SVG copy on or off (widgets redraw faster without it).
+
+    Taught in: all lessons with sliders (widgets)
+    """
     old = _SVG["on"]
     _SVG["on"] = enabled
     try:
@@ -136,8 +151,8 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = MAX_LOG_TICKS) -> tuple[
     """Tick values and domain for a log axis covering ``[lo, hi]`` (both > 0).
 
     The domain is widened to whole powers of ten (at least one decade). Ticks sit at 10^k, every
-    ``step``-th power so there are at most ``max_ticks``; when the domain spans under two decades they
-    also sit at 2·10^k and 5·10^k. Returns ``(ticks, [domain_lo, domain_hi])``, e.g.
+    ``step``-th power so there are at most ``max_ticks``; when ``[lo, hi]`` spans under two decades
+    (and the widened domain at most two) they also sit at 2·10^k and 5·10^k. Returns ``(ticks, [domain_lo, domain_hi])``, e.g.
     ``log_ticks(3, 40) → ([1, 2, 5, 10, 20, 50, 100], [1, 100])``, ``log_ticks(2e-9, 6e4)`` gives
     ``[1e-9, 1e-7, ..., 1e5]``.
     Taught in: 02_svd, 04_quantization, 05_fp16_transfer, 06_pipeline, 07_deploy (every log axis)
@@ -149,9 +164,9 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = MAX_LOG_TICKS) -> tuple[
     k0 = int(np.floor(np.log10(lo) + 1e-9))
     k1 = max(int(np.ceil(np.log10(hi) - 1e-9)), k0 + 1)
     decades = k1 - k0
-    step = max(1, -(-(decades + 1) // max_ticks))
+    step = max(1, -(-decades // (max_ticks - 1)))     # ceil(decades / step) + 1 <= max_ticks
     k1 = k0 + step * -(-decades // step)                # end on a tick
-    mult = (1, 2, 5) if decades < 2 else (1,)
+    mult = (1, 2, 5) if hi / lo < 100 * (1 + 1e-9) and decades <= 2 else (1,)   # data under two decades
     ticks = [float(f"{m}e{k}") for k in range(k0, k1 + 1, step) for m in mult if m == 1 or k < k1]
     return ticks, [float(f"1e{k0}"), float(f"1e{k1}")]
 
@@ -330,6 +345,8 @@ def _axis_title(chart, ch) -> bool:
     for enc in _encodings(chart):
         e = getattr(enc, ch, alt.Undefined)
         if e is not alt.Undefined and not isinstance(e, dict) and getattr(e, "field", alt.Undefined) is not alt.Undefined:
+            if e._kwds.get("scale", alt.Undefined) is None or e._kwds.get("axis", alt.Undefined) is None:
+                continue            # pixel positions (label heights) and hidden axes have no title to show
             t = e._kwds.get("title", alt.Undefined)
             if t is alt.Undefined or t:
                 return True
@@ -387,7 +404,7 @@ def rules(values, *, axis: str = "y", label=None, color: str = "gray", dash: boo
     style = dict(color=label_color or color, fontSize=font_size, clip=False)
     if axis == "x":
         text = alt.Chart(alt.Data(values=rows)).mark_text(align="left", dx=3, baseline="middle", **style).encode(
-            x=alt.X("at:Q", title=""), y=alt.Y("px:Q", scale=None), text="label:N")
+            x=alt.X("at:Q", title=""), y=alt.Y("px:Q", scale=None, title=""), text="label:N")
     else:
         text = alt.Chart(alt.Data(values=rows)).mark_text(align="right", dx=-3, dy=-5, **style).encode(
             y=alt.Y("at:Q", title=""), x=alt.value("width"), text="label:N")
@@ -436,12 +453,13 @@ def waveform(audio, *, sr: int = 16000, title: str = "waveform", width: int = 42
     ).properties(width=width, height=height)
 
 
-def _index_ticks(n: int, step: int, k: int = 5) -> list[int]:
-    """≤ k+1 evenly spread labels among the block start indices 0, step, 2·step, ..."""
-    if n <= 1:
-        return [0]
-    idx = sorted({int(round(i)) for i in np.linspace(0, n - 1, min(n, k + 1))})
-    return [i * step for i in idx]
+def _index_ticks(n: int, step: int, k: int = 6) -> list[int]:
+    """≤ k round labels (multiples of 1, 2, 5 × 10^j) among the block start indices 0, step, 2·step, ..."""
+    total = n * step
+    for c in (m * 10 ** j for j in range(8) for m in (1, 2, 5)):
+        if c % step == 0 and -(-total // c) <= k:
+            return list(range(0, total, c))
+    return [int(round(i)) * step for i in np.linspace(0, n - 1, min(n, k))]
 
 
 def heatmap(M, *, title: str = "", x: str = "column", y: str = "row", color: str = "value",
@@ -481,7 +499,7 @@ def image_grid(matrices, *, titles=None, columns: int = 4, color: str = "value",
 
     ``matrices``: a dict ``{title: matrix}`` or a list (then ``titles`` names them). With
     ``shared_scale=True`` every image uses the same colour domain (symmetric about ``domain_mid`` when
-    given), so colours compare across images; only the last image shows the legend.
+    given), so colours compare across images (one legend).
     ``image_grid({"W": W[:32, :32], "rank 8": (A @ B)[:32, :32]}, color="weight", domain_mid=0)``.
     Taught in: 02_svd, 03_deepthin
     """
@@ -500,7 +518,7 @@ def image_grid(matrices, *, titles=None, columns: int = 4, color: str = "value",
         dom = [lo, hi]
     imgs = [heatmap(m, title=t, x=x, y=y, color=color, scheme=scheme, width=width, height=height,
                     max_side=max_side, domain_mid=domain_mid, domain=dom,
-                    legend=not shared_scale or i == len(mats) - 1)
+                    legend=True)
             for i, (m, t) in enumerate(zip(mats, titles))]
     return grid(imgs, columns=columns, title=title)
 
@@ -568,8 +586,7 @@ def bars(rows, *, x: str, y: str, color: str | None = None, title: str = "", wid
     ``x_sort``: the category order (default: order of the rows); ``label_angle=0``: upright labels.
     Example (07): ``bars(sizes, x="variant", y="bytes", color="runtime", offset=False, log_y=True,
     horizontal=True)``.
-    Taught in: 00_speech_commands, 01_pruning, 02_svd, 03_deepthin, 04_quantization, 05_fp16_transfer,
-    06_pipeline, 07_deploy
+    Taught in: all lessons (00_speech_commands to 07_deploy)
     """
     rows = _values(rows)
     if log_y:
@@ -850,7 +867,6 @@ def history(rows, *, title: str = "training"):
 
 _POSITIONAL = ("x", "y")
 _COLOR_CHANNELS = ("color", "fill", "stroke")
-_TITLE_KEYS = ("title",)
 
 
 def _spec_of(chart) -> dict:
@@ -950,7 +966,7 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
         own = _rows_of(node.get("data"), datasets)
         rows = own if own is not None else rows
         check_title(node.get("title"), f"{where}.title")
-        for k, v in node.items():   # every scale anywhere (encodings, resolve-free) for symlog
+        for k, v in node.items():   # symlog scales in this unit's encodings
             if k == "encoding" and isinstance(v, dict):
                 for ch, e in v.items():
                     if isinstance(e, dict) and isinstance(e.get("scale"), dict) and e["scale"].get("type") == "symlog":
@@ -962,8 +978,6 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
                 walk(node[key], rows, f"{where}.{key}")
         if "spec" in node:
             walk(node["spec"], rows, f"{where}.spec")
-        if isinstance(node.get("facet"), dict) and "spec" not in node:
-            pass
 
     walk(spec, None, "chart")
     return problems

@@ -16,7 +16,16 @@ Two stages, each linear in what is stored:
    ≈ (r + 1)·N·log N per row, for every layout. ``"band"`` multiplies consecutive n-long blocks of
    the input (a reshape, no copy) by W^f cut into two banded halves, one GEMM per batch:
    2·(Q + n)·n·r·A/(n/g) per row – cheaper than FFTs for short rows and small batches (few
-   Python calls). When n | Q there is one offset and the layer is two GEMMs (``"windows"``).
+   Python calls). ``"toeplitz"`` computes every shift directly, ≈ (Q + n)·(n + L − 1)·r
+   multiply-adds per row, within a few percent of the n·(Q + n)·r a direct correlation must do:
+   the shifts in chunks of L = ``TOEPLITZ_CHUNK`` consecutive ones, chunk t reading the input rows
+   [t·L, t·L + L + n − 1) – a strided *view* of the zero-padded input, no copy – times one fixed
+   (r·L, L + n − 1) Toeplitz matrix of W^f, all chunks in one :func:`numpy.matmul` over the stack
+   (the batch as the last axis), then one row gather into the classes' order. It wastes (L − 1)/n
+   of its work where ``"band"`` wastes half, and at a batch of a few rows or more it is the
+   fastest of the four (per-row FFTs do not share work across rows; a GEMM reuses W^f's Toeplitz
+   block for every row and chunk). When n | Q there is one offset and the layer is two GEMMs
+   (``"windows"``).
 2. **Combination** – each column sums X^f[i0_j + p, k]·c_k[…] over its P_j·r terms: (R·P)·r ≈
    (m + R)·r multiply-adds, the stored X^f read once per batch. Columns with the same offset form
    a class; column j + n/g·l uses X^f rows shifted by l·Q/g, so class a's columns read a (T, r·P)
@@ -27,11 +36,14 @@ So per input row the work is ≈ (m + n)·r for the combination plus ≈ (r + 1)
 for the correlation, against Q·R for the dense product: at the paper's r = 1 and α = 1/100 a
 2048 x 2048 layer does ≈ 42k multiply-adds to combine and two FFTs of 2250 points instead of 4.2M.
 The correlation is the part that is not "one read per stored number", and it does not shrink with
-the layer's size: Q + n shifts per row whatever α is. At r = 1 it counts about as many operations as
-the combination, but FFT code runs at a fraction of a GEMM's speed, so on one core it takes ≈ 4-5
-times as long as a GEMM reading the same parameters (``benchmarks/bench_deepthin.py`` measures the
-whole ratio, ``deepthin_cost_per_param``); at the largest rank (n ≈ √(Q·R), r ≈ 10) it needs ten
-inverse FFTs. A dense product, by contrast, reuses every weight it reads for all rows of a batch,
+the layer's size: Q + n shifts per row whatever α is, each a dot product of length n. Done directly
+that is n·(Q + n)·r multiply-adds against the combination's ≈ (m + R)·r: for the TFKaldi layers
+at α = 1/100 (n ≈ 100, m·r ≈ 41.5k) about five times the stored parameters, so even at a GEMM's
+full speed the fused product costs several dense products over as many parameters
+(``benchmarks/bench_deepthin.py`` measures that ratio, ``deepthin_cost_per_param``). FFTs count
+fewer operations, ≈ (r + 1)·N·log N, but numpy's run at a fraction of a GEMM's speed; at a batch
+of 32 on one core they are slower than ``"toeplitz"``. At the largest rank (n ≈ √(Q·R),
+r ≈ 10) the FFT needs ten inverse transforms. A dense product, by contrast, reuses every weight it reads for all rows of a batch,
 so the fused product wins most at small batches and on layers too large for the caches.
 
 Threads: the FFTs of a batch run on ``threads`` worker threads (scipy.fft ``workers``); the GEMMs
@@ -55,9 +67,12 @@ import scipy.fft as sfft
 from thinlab.deepthin import _plan
 from thinlab.deepthin.relayout import _check_room, _checked_factors
 
-METHODS = ("auto", "windows", "band", "fft")
+METHODS = ("auto", "windows", "band", "fft", "toeplitz")
 #: largest band matrix (floats) the "band" method may precompute
 BAND_LIMIT = 1 << 22
+#: consecutive shifts per chunk of the "toeplitz" method (one small GEMM per chunk): measured
+#: fastest between 8 and 32 on the TFKaldi layers at batch 32; the work grows as (n + L − 1)/n
+TOEPLITZ_CHUNK = 12
 #: smallest batch whose FFTs are spread over several threads
 THREADED_BATCH = 4
 
@@ -88,12 +103,14 @@ class FusedDeepThin:
     Wf : array (r, n)
     Q, R : int
         Shape of W (needs m·n ≥ Q·R).
-    method : {"auto", "windows", "band", "fft"}
+    method : {"auto", "windows", "band", "fft", "toeplitz"}
         How the segment dot products c_k[s] are computed (see the module docstring):
         ``"fft"`` one FFT correlation per row; ``"band"`` one GEMM of the input blocks against
-        W^f's two banded halves; ``"windows"`` one small GEMM per (class, segment) on a view of
-        the input – for few classes, and for n | Q the whole layer is two GEMMs. ``"auto"`` picks,
-        for each batch size, the cheapest by a small cost model (:meth:`cost_ns`).
+        W^f's two banded halves; ``"toeplitz"`` every shift directly, one small GEMM per chunk of
+        L consecutive shifts on a view of the input; ``"windows"`` one small GEMM per (class,
+        segment) on a view of the input – for few classes, and for n | Q the whole layer is two
+        GEMMs. ``"auto"`` picks, for each batch size, the cheapest by a small cost model
+        (:meth:`cost_ns`).
     threads : int or None
         Worker threads for the FFTs of a batch (None: every CPU this process may use).
 
@@ -114,7 +131,10 @@ class FusedDeepThin:
     Calling ``plan(X)`` with X (B, Q) returns Y (B, R); with x (Q,) returns y (R,); float32. The
     ``"matmul"`` combination returns Y in Fortran order (its rows are the batch's last axis); a
     following FusedDeepThin reads it without a copy. The plan snapshots the factors: build a new
-    one after changing them.
+    one after changing them. Everything that depends only on the factors – X^f re-indexed, W^f's
+    spectra, band and Toeplitz blocks, the index arrays – is computed once, here or on first use,
+    so a call does only the work that depends on X: build the plan once per layer and reuse it
+    (as :func:`thinlab.deploy` and the benchmarks do).
 
     Taught in: 03_deepthin
     """
@@ -127,6 +147,7 @@ class FusedDeepThin:
                                     or threads < 1):
             raise ValueError(f"threads={threads!r} must be None (every CPU) or a whole number ≥ 1")
         self.method, self.threads = method, threads
+        self._chosen: dict[int, str] = {}
         (m, r), n = self.Xf.shape, self.Wf.shape[1]
         _check_room(m, n, self.Q, self.R)
         period = n // int(np.gcd(n, self.Q))
@@ -145,6 +166,7 @@ class FusedDeepThin:
             return
         self.fft_ = _plan.fft_plan(self.Wf, plan, self.Q)
         self._band = None
+        self._toeplitz = None
         # (A, T, r·P) for the GEMMs, (T, r, P, A) for the einsum
         self.G_ = _plan.gather_xf(self.Xf, plan, classes_last=self.contract_ == "einsum")
         out_index = plan["slot"] * A + plan["cls"]                   # row of Y^T (matmul) / column of Y (einsum)
@@ -158,10 +180,11 @@ class FusedDeepThin:
 
         Taught in: 03_deepthin
         """
-        cost = {k: _plan.estimate_ns(k, B=batch, **self._sizes) for k in METHODS[1:]}
+        cost = {k: _plan.estimate_ns(k, B=batch, **self._sizes) for k in ("windows", "band", "fft")}
         s = self._sizes
         if 2 * s["A"] * s["r"] * s["n"] > BAND_LIMIT:
             cost["band"] = float("inf")
+        cost["toeplitz"] = toeplitz_ns(B=batch, **s)
         return cost
 
     def method_at(self, batch: int) -> str:
@@ -173,8 +196,10 @@ class FusedDeepThin:
             return "windows"
         if self.method != "auto":
             return self.method
-        cost = self.cost_ns(batch)
-        return min(cost, key=cost.get)
+        if batch not in self._chosen:                                # the cost model, once per batch size
+            cost = self.cost_ns(batch)
+            self._chosen[batch] = min(cost, key=cost.get)
+        return self._chosen[batch]
 
     @property
     def band_(self) -> np.ndarray:
@@ -186,7 +211,31 @@ class FusedDeepThin:
             self._band = _plan.band_blocks(self.Wf, self.offsets_)
         return self._band
 
-    # ------------------------------------------------------------------ the correlation, three ways
+    @property
+    def toeplitz_(self) -> dict:
+        """The ``"toeplitz"`` method's plan, built on first use: ``T`` (r·L, L + n − 1) with
+        T[(k, l), v] = W^f[k, v − l] (0 where v − l is outside [0, n)), ``rows`` of the zero-padded
+        input, ``chunks`` and ``index`` (A·r·P,): the row of the (chunks·r·L, B) result holding
+        c_k[p·n − o_a] for class a, rank k, segment p (the classes' order of :attr:`G_`).
+
+        Taught in: 03_deepthin
+        """
+        if self._toeplitz is None:
+            (r, n), P, L = self.Wf.shape, self.rows_per_column_, TOEPLITZ_CHUNK
+            K = L + n - 1
+            u = np.arange(K)[None, :] - np.arange(L)[:, None]                # (L, K) tap of W^f under v
+            live = (u >= 0) & (u < n)
+            T = np.where(live, self.Wf[:, np.clip(u, 0, n - 1)], 0).astype(np.float32)   # (r, L, K)
+            # x̃ sits at rows n − 1 … n − 2 + Q, so c_k[s] is result row s + n − 1 = p·n + (n − 1 − o_a)
+            shift = (n - 1 - self.offsets_)[:, None] + n * np.arange(P)[None, :]   # (A, P)
+            chunks = -(-max(P * n, self.Q + n - 1) // L)
+            index = ((shift // L)[:, None, :] * (r * L) + L * np.arange(r)[None, :, None]
+                     + (shift % L)[:, None, :])                               # (A, r, P): chunk, rank, place
+            self._toeplitz = dict(T=np.ascontiguousarray(T.reshape(r * L, K)), L=L, K=K, chunks=chunks,
+                                  rows=max(chunks * L + n - 1, self.Q + n - 1), index=index.reshape(-1))
+        return self._toeplitz
+
+    # ------------------------------------------------------------------ the correlation, four ways
 
     def _workers(self, B: int) -> int:
         return 1 if B < THREADED_BATCH else min(B, self.threads or cpu_threads())
@@ -233,6 +282,19 @@ class FusedDeepThin:
         C = Z[0, :, :P] + Z[1, :, 1:]                                # previous block + current block: (A·r, P, B)
         return C.reshape(A, r * P, B)                                # (A, r, P, B) → (A, r·P, B)
 
+    def _toeplitz_values(self, XT: np.ndarray) -> np.ndarray:
+        """c values by one small GEMM per chunk of L shifts on a view of the padded input: (A, r·P, B)."""
+        tp, B, (r, n) = self.toeplitz_, XT.shape[1], self.Wf.shape
+        L, K, chunks = tp["L"], tp["K"], tp["chunks"]
+        xp = np.empty((tp["rows"], B), dtype=np.float32)                   # x̃ with n − 1 zero rows in front
+        xp[: n - 1] = 0
+        xp[n - 1:n - 1 + self.Q] = XT
+        xp[n - 1 + self.Q:] = 0
+        s0, s1 = xp.strides
+        win = np.ndarray((chunks, K, B), np.float32, xp, 0, (L * s0, s0, s1))   # chunk t: rows t·L … t·L + K − 1 (a view)
+        c = np.matmul(tp["T"], win)                                          # (chunks, r·L, B)
+        return np.take(c.reshape(-1, B), tp["index"], axis=0).reshape(self.n_classes_, r * self.rows_per_column_, B)
+
     def _windows_values(self, XT: np.ndarray) -> np.ndarray:
         """c values by a small GEMM per (class, segment) on the input's windows: (A, r·P, B)."""
         B, (r, n), A, P = XT.shape[1], self.Wf.shape, self.n_classes_, self.rows_per_column_
@@ -264,8 +326,8 @@ class FusedDeepThin:
         method = self.method_at(B)
         if self.contract_ == "matmul":                               # batch last: Y^T = G @ C per class
             XT = X.T                                                 # (Q, B), a view
-            C = (self._fft_rows_last(XT) if method == "fft" else
-                 self._band_values(XT) if method == "band" else self._windows_values(XT))   # (A, r·P, B)
+            C = (self._fft_rows_last(XT) if method == "fft" else self._toeplitz_values(XT) if method == "toeplitz"
+                 else self._band_values(XT) if method == "band" else self._windows_values(XT))   # (A, r·P, B)
             A, T = self.n_classes_, self.G_.shape[1]
             YT = np.empty((T * A, B), dtype=np.float32)              # row j = slot·A + class of column j
             np.matmul(self.G_, C, out=YT.reshape(T, A, B).transpose(1, 0, 2))   # (A, T, B) view of (T, A, B)
@@ -273,11 +335,25 @@ class FusedDeepThin:
         if method == "fft":                                          # einsum: Y[b, t, a] = Σ_kp C·G
             C = self._fft_classes_last(X)                            # (B, r, P, A)
         else:
-            C = (self._band_values(X.T) if method == "band" else self._windows_values(X.T))   # (A, r·P, B)
+            C = (self._toeplitz_values(X.T) if method == "toeplitz" else
+                 self._band_values(X.T) if method == "band" else self._windows_values(X.T))   # (A, r·P, B)
             C = C.reshape(self.n_classes_, r, P, B).transpose(3, 1, 2, 0)   # → (B, r, P, A) view
         Y = np.einsum("bkpa,tkpa->bta", C, self.G_).reshape(B, -1)  # (B, T, A) → (B, T·A)
         Y = Y[:, self.out_index_] if self.out_index_ is not None else np.ascontiguousarray(Y)   # → (B, R)
         return Y[0] if single else Y
+
+
+def toeplitz_ns(*, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -> float:
+    """Rough one-thread time (ns) of the ``"toeplitz"`` correlation and read-out for B rows, on the
+    scale of :func:`thinlab.deepthin._plan.estimate_ns` (fitted the same way): the chunks' GEMMs,
+    a BLAS call per chunk, the padded copy of the input and the row gather.
+
+    Taught in: 03_deepthin
+    """
+    L = TOEPLITZ_CHUNK
+    chunks = -(-max(P * n, Q + n - 1) // L)
+    return (0.012 * chunks * r * L * (L + n - 1) * B + 100.0 * chunks + 0.2 * B * (chunks * L + n)
+            + 0.3 * B * A * r * P + 5.0 * A * r * P + 6000.0)
 
 
 def fused_matmul(X, Xf, Wf, *, Q: int, R: int, method: str = "auto") -> np.ndarray:
