@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from thinlab._validate import as_weight, check_int, check_real, round_up
-from thinlab.size import dense_bytes, dtype_bytes, shape_bytes
+from thinlab.size import dense_bytes, dtype_bytes, shape_bytes, share_budget
 
 _W_HINT = "(Q, R) = (in, out); transpose a torch Linear.weight first"
 
@@ -288,3 +288,31 @@ def ranks_sweep_reference(W, *, ranks, dtype="float32") -> list[dict]:
                      "bytes": lowrank_bytes(W.shape, k, dtype=dtype),
                      "size_fraction": lowrank_bytes(W.shape, k, dtype=dtype) / dense_bytes(W.shape, dtype=dtype)})
     return rows
+
+
+def network_ranks(shapes: dict, *, size_fraction: float) -> dict:
+    """Ranks for rank-r factorisation of every layer within ``size_fraction`` of their total bytes.
+
+    One common fraction per layer; a layer whose rank-1 factors exceed it is pinned at rank 1
+    and the others share what is left; the rounding slack then goes to the largest layers.
+
+    Taught in: 02_svd, 03_deepthin
+    """
+    dense = {k: 4 * q * r for k, (q, r) in shapes.items()}
+    budget = size_fraction * sum(dense.values())
+    floor = {k: lowrank_bytes(s, 1) for k, s in shapes.items()}
+    if sum(floor.values()) > budget:
+        least = sum(floor.values()) / sum(dense.values())
+        raise ValueError(f"size_fraction={size_fraction:.4g} is below what rank factorisation can reach for these "
+                         f"layers: rank 1 everywhere takes {sum(floor.values()):,} bytes (size_fraction {least:.4g}); "
+                         f"use size_fraction ≥ {least:.4g}")
+    common, pinned = share_budget(dense, floor, budget)
+    ranks = {k: 1 if k in pinned else rank_for_budget(shapes[k], max_bytes=int(common * dense[k]))
+             for k in shapes}
+    slack = budget - sum(lowrank_bytes(shapes[k], r) for k, r in ranks.items())
+    for k in sorted(shapes, key=dense.get, reverse=True):
+        step = (shapes[k][0] + shapes[k][1]) * 4                  # bytes of one more rank
+        more = min(int(slack // step), min(shapes[k]) - ranks[k])
+        ranks[k] += more
+        slack -= more * step
+    return ranks

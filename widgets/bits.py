@@ -28,6 +28,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from thinlab._validate import check_int
+from thinlab.nn import methods
 from thinlab.quant import (best_frac_bits, code_range, dequantize, fixed_point, fixed_point_bytes,
                            kmeans_bytes, kmeans_dequantize, kmeans_quantize, multibit_bytes, multibit_dequantize,
                            multibit_quantize, omse_clip, quantize_uniform, quantized_bytes)
@@ -36,14 +37,9 @@ from thinlab.size import dense_bytes, format_factor
 from . import plots
 from .base import Explorer, Frame, check_weight, fmt_bytes
 
-#: method → (menu label, fewest bits it allows)
-METHODS = {
-    "uniform": ("uniform (symmetric)", 2),
-    "omse": ("uniform + OMSE clip", 2),
-    "kmeans": ("k-means codebook", 1),
-    "fixed": ("fixed point W/F", 2),
-    "multibit": ("multi-bit binary", 1),
-}
+_SHOWN = ("uniform_sym", "omse", "kmeans", "fixed", "multibit")   # the quantisers the menu offers
+#: registered quantiser → (menu label, fewest bits it takes), from :mod:`thinlab.nn.methods`
+METHODS = {n: (methods.get(n).label, methods.get(n).bits[0]) for n in _SHOWN}
 MAX_BITS = 8
 
 
@@ -86,7 +82,7 @@ def _multibit(W, n_bits: int) -> dict:
             "detail": f"α = {alphas}", "extra": {"alphas": a.tolist()}}
 
 
-_QUANTIZERS = {"uniform": _uniform, "omse": _omse, "kmeans": _kmeans, "fixed": _fixed, "multibit": _multibit}
+_QUANTIZERS = {"uniform_sym": _uniform, "omse": _omse, "kmeans": _kmeans, "fixed": _fixed, "multibit": _multibit}
 
 
 class BitsExplorer(Explorer):
@@ -95,8 +91,9 @@ class BitsExplorer(Explorer):
     def __init__(self, W, *, method: str = "uniform", evaluate=None, n_bits: int = 4,
                  baseline: float | None = None):
         W = check_weight(W)
+        method = methods.get(method, need="quantize").name   # a registered name or alias ("uniform")
         if method not in METHODS:
-            raise ValueError(f"method={method!r}; choose one of {tuple(METHODS)}")
+            raise ValueError(f"method={method!r}; the explorer shows {tuple(METHODS)}")
         self.max_bits = max(2, min(MAX_BITS, int(math.log2(W.size))))  # k-means needs 2**bits ≤ W.size
         n_bits = check_int(n_bits, name="n_bits", low=METHODS[method][1], high=self.max_bits,
                            hint=f"{method} takes {METHODS[method][1]} … {self.max_bits} bits here")

@@ -28,13 +28,16 @@ import time
 import numpy as np
 import torch
 
-from thinlab import deepthin, hashednet, lowrank, prune, train
+from thinlab import train
 from thinlab.experiments.gradual import gradual_step
-from thinlab.nn.compress import compress, size_report
+from thinlab.lowrank import network_ranks as lowrank_ranks  # noqa: F401 (lesson 03 reads the planned ranks)
 from thinlab.models import build_model
-from thinlab.size import share_budget
+from thinlab.nn import methods
+from thinlab.nn.compress import compress, size_report
+from thinlab.nn.lowrank import thin_dnn
 
-METHODS = ("dense", "deepthin", "deepthin_shuffled", "lowrank", "prune", "hashed", "narrow")
+#: the compared methods: the controls and every registered method sized by a byte budget
+METHODS = ("dense", *methods.names("plan"), "narrow")
 
 
 def hidden_shapes(model) -> dict:
@@ -64,43 +67,6 @@ def narrow_width(budget_bytes: float, *, in_dim: int, n_hidden: int, dtype="floa
     return h
 
 
-def lowrank_ranks(shapes: dict, *, size_fraction: float) -> dict:
-    """Ranks for rank-r factorisation of every layer within ``size_fraction`` of their total bytes.
-
-    One common fraction per layer; a layer whose rank-1 factors exceed it is pinned at rank 1
-    and the others share what is left; the rounding slack then goes to the largest layers.
-
-    Taught in: 03_deepthin
-    """
-    dense = {k: 4 * q * r for k, (q, r) in shapes.items()}
-    budget = size_fraction * sum(dense.values())
-    floor = {k: lowrank.lowrank_bytes(s, 1) for k, s in shapes.items()}
-    if sum(floor.values()) > budget:
-        least = sum(floor.values()) / sum(dense.values())
-        raise ValueError(f"size_fraction={size_fraction:.4g} is below what rank factorisation can reach for these "
-                         f"layers: rank 1 everywhere takes {sum(floor.values()):,} bytes (size_fraction {least:.4g}); "
-                         f"use size_fraction ≥ {least:.4g}")
-    common, pinned = share_budget(dense, floor, budget)
-    ranks = {k: 1 if k in pinned else lowrank.rank_for_budget(shapes[k], max_bytes=int(common * dense[k]))
-             for k in shapes}
-    slack = budget - sum(lowrank.lowrank_bytes(shapes[k], r) for k, r in ranks.items())
-    for k in sorted(shapes, key=dense.get, reverse=True):
-        step = (shapes[k][0] + shapes[k][1]) * 4                  # bytes of one more rank
-        more = min(int(slack // step), min(shapes[k]) - ranks[k])
-        ranks[k] += more
-        slack -= more * step
-    return ranks
-
-
-def _csr_nnz(shape, budget: float) -> int:
-    """Largest nnz whose CSR bytes fit ``budget`` for a (rows, cols) matrix (binary search)."""
-    lo, hi = 0, shape[0] * shape[1]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if prune.csr_bytes(shape, mid) <= budget else (lo, mid - 1)
-    return lo
-
-
 def plan(method: str, shapes: dict, *, size_fraction: float, rank=None) -> dict:
     """A method's layout for the layers ``shapes`` (name → (Q, R)) at ``size_fraction`` of their bytes.
 
@@ -114,36 +80,80 @@ def plan(method: str, shapes: dict, *, size_fraction: float, rank=None) -> dict:
 
     Taught in: 03_deepthin
     """
+    _check_method(method, rank)
+    if method in CONTROLS:
+        return CONTROLS[method](shapes, size_fraction)
+    return methods.get(method).layout(shapes, size_fraction, **({} if rank is None else {"rank": rank}))
+
+
+def _check_method(method, rank) -> None:
     if method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {METHODS}")
-    if rank is not None and not method.startswith("deepthin"):
+    if rank is not None and (method in CONTROLS or not methods.get(method).plans_network):
         raise ValueError(f"rank={rank!r} applies to the DeepThin methods only, not method={method!r}; leave it None")
+
+
+def _dense_plan(shapes, size_fraction):
     dense = sum(4 * q * r for q, r in shapes.values())
-    if method == "dense":
-        return {"bytes": dense, "size_fraction": 1.0, "detail": {}}
-    if method.startswith("deepthin"):
-        p = deepthin.plan_network(shapes, size_fraction=size_fraction, shuffled=method == "deepthin_shuffled",
-                                  rank=rank)
-        detail = {k: {"m": s.m, "n": s.n, "r": s.r, "gcd": s.gcd} for k, s in p.layers.items()}
-        nbytes = p.total_bytes
-    elif method == "lowrank":
-        detail = {k: {"rank": r} for k, r in lowrank_ranks(shapes, size_fraction=size_fraction).items()}
-        nbytes = sum(lowrank.lowrank_bytes(shapes[k], d["rank"]) for k, d in detail.items())
-    elif method == "hashed":
-        detail = {k: {"buckets": hashednet.buckets_for_size_fraction(q, r, size_fraction=size_fraction)}
-                  for k, (q, r) in shapes.items()}
-        nbytes = sum(hashednet.hashed_bytes(d["buckets"]) for d in detail.values())
-    elif method == "prune":                                        # CSR of torch's (out, in) = (R, Q) layout
-        detail = {k: {"nnz": _csr_nnz((r, q), size_fraction * 4 * q * r)} for k, (q, r) in shapes.items()}
-        if any(d["nnz"] < 1 for d in detail.values()):
-            raise ValueError(f"size_fraction={size_fraction:.4g} leaves no weight in CSR form for some layer; raise it")
-        nbytes = sum(prune.csr_bytes((r, q), detail[k]["nnz"]) for k, (q, r) in shapes.items())
-    else:                                                          # narrow: in_dim → h → … → h
-        names = list(shapes)
-        h = narrow_width(size_fraction * dense, in_dim=shapes[names[0]][0], n_hidden=len(names))
-        detail = {"width": h}
-        nbytes = 4 * (shapes[names[0]][0] * h + (len(names) - 1) * h * h)
-    return {"bytes": int(nbytes), "size_fraction": nbytes / dense, "detail": detail}
+    return {"bytes": dense, "size_fraction": 1.0, "detail": {}}
+
+
+def _narrow_plan(shapes, size_fraction):
+    """in_dim → h → … → h: the widest plain hidden layers within the budget."""
+    dense = sum(4 * q * r for q, r in shapes.values())
+    names = list(shapes)
+    h = narrow_width(size_fraction * dense, in_dim=shapes[names[0]][0], n_hidden=len(names))
+    nbytes = 4 * (shapes[names[0]][0] * h + (len(names) - 1) * h * h)
+    return {"bytes": int(nbytes), "size_fraction": nbytes / dense, "detail": {"width": h}}
+
+
+#: the two controls beside the registered methods: no compression, and a narrower plain network
+CONTROLS = {"dense": _dense_plan, "narrow": _narrow_plan}
+
+
+def _train_dense(net, ds, *, model, model_kwargs, recipe, **_):
+    """The uncompressed control: lesson 00's cached baseline."""
+    r = dict(recipe)
+    net, _ = train.baseline(model, ds, epochs=r["epochs"], seed=r["seed"], batch_size=r["batch_size"], lr=r["lr"],
+                            model_kwargs=model_kwargs or None, progress=r["progress"], verbose=False,
+                            device=r["device"])
+    return net, plan("dense", hidden_shapes(net), size_fraction=1.0)
+
+
+def _train_narrow(net, ds, *, size_fraction, recipe, **_):
+    """The narrow control: hidden budget + the rest of the model, as one plain narrower DNN."""
+    shapes = hidden_shapes(net)
+    dense_hidden = plan("dense", shapes, size_fraction=1.0)["bytes"]
+    whole = int(size_fraction * dense_hidden) + size_report(net).total_bytes - dense_hidden
+    train.seed_everything(recipe["seed"])
+    net, width = thin_dnn(net, n_bytes=whole)
+    thin_hidden = plan("dense", hidden_shapes(net), size_fraction=1.0)["bytes"]
+    train.fit(net, ds.X_train, ds.y_train, desc=f"narrow {size_fraction:.3g}", **recipe)
+    return net, {"bytes": thin_hidden, "size_fraction": thin_hidden / dense_hidden,
+                 "detail": {"width": width, "whole_model_budget": int(whole)}}
+
+
+def _train_registered(net, ds, *, method, size_fraction, rank, recipe, **_):
+    """A registered method at the planned layout, trained from scratch (pruning: gradually)."""
+    shapes = hidden_shapes(net)
+    layout = plan(method, shapes, size_fraction=size_fraction, rank=rank)
+    net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes), init="random",
+                   seed=recipe["seed"], layout=layout["detail"])
+    step_fn = finish = None
+    if methods.get(method).gradual:              # start dense; the schedule shrinks each mask to its planned nnz
+        mods = {k: mod for k, mod in net.named_modules() if k in shapes}
+        for mod in mods.values():
+            mod.parametrizations.weight[0].mask.fill_(1.0)
+        steps = recipe["epochs"] * -(-len(ds.y_train) // recipe["batch_size"])
+        step_fn, finish, _ = gradual_step(mods, total_steps=steps,
+                                          keep={k: d["nnz"] for k, d in layout["detail"].items()})
+    train.fit(net, ds.X_train, ds.y_train, step_fn=step_fn, desc=f"{method} {size_fraction:.3g}", **recipe)
+    if finish is not None:                       # too few steps to reach the schedule's end
+        finish()
+    return net, layout
+
+
+_TRAIN = {"dense": _train_dense, "narrow": _train_narrow}
 
 
 def _eval_arrays(ds, splits):
@@ -211,58 +221,20 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
 
     Taught in: 03_deepthin
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of {METHODS}")
     if model != "dnn":
         raise ValueError(f"model={model!r}: the comparison compresses the hidden layers of the 'dnn'")
-    if rank is not None and not method.startswith("deepthin"):
-        raise ValueError(f"rank={rank!r} applies to the DeepThin methods only, not method={method!r}; leave it None")
+    _check_method(method, rank)
     kw = dict(model_kwargs or {})
     keep = train_subset(len(ds.y_train), max_train)
     if keep is not None:
         ds = _capped(ds, keep)
     n_classes, (_, n_frames, n_mels) = len(ds.labels), np.shape(ds.X_train)  # .shape: no read of a memory map
     t_start = time.perf_counter()
-    if method == "dense":
-        net, _ = train.baseline(model, ds, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr,
-                                model_kwargs=kw or None, progress=progress, verbose=False, device=device)
-        shapes = hidden_shapes(net)
-        layout = plan("dense", shapes, size_fraction=1.0)
-    else:
-        train.seed_everything(seed)
-        net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
-        shapes = hidden_shapes(net)
-        layout = plan(method, shapes, size_fraction=size_fraction, rank=rank)
-        step_fn = finish = None
-        if method == "narrow":                  # the same WHOLE-model bytes as the others: hidden budget + the rest
-            from thinlab.nn.lowrank import thin_dnn
-
-            dense_hidden = plan("dense", shapes, size_fraction=1.0)["bytes"]
-            whole = int(size_fraction * dense_hidden) + size_report(net).total_bytes - dense_hidden
-            train.seed_everything(seed)
-            net, width = thin_dnn(net, n_bytes=whole)
-            thin_hidden = plan("dense", hidden_shapes(net), size_fraction=1.0)["bytes"]
-            layout = {"bytes": thin_hidden, "size_fraction": thin_hidden / dense_hidden,
-                      "detail": {"width": width, "whole_model_budget": int(whole)}}
-        elif method == "lowrank":
-            for name, d in layout["detail"].items():                 # one rank per layer
-                net = compress(net, method="lowrank", rank=d["rank"], layers=[name], init="random", seed=seed)
-        elif method == "prune":
-            net = compress(net, method="prune", size_fraction=size_fraction, layers=list(shapes), init="random",
-                           seed=seed)
-            mods = {k: m for k, m in net.named_modules() if k in shapes}
-            for m in mods.values():                                  # start dense: the schedule prunes
-                m.parametrizations.weight[0].mask.fill_(1.0)
-            steps = epochs * -(-len(ds.y_train) // batch_size)
-            step_fn, finish, _ = gradual_step(mods, total_steps=steps, keep={k: d["nnz"] for k, d in layout["detail"].items()})
-        else:
-            with deepthin.network.rank_default(rank):                         # compress takes no DeepThin rank itself
-                net = compress(net, method=method, size_fraction=size_fraction, layers=list(shapes),
-                               init="random", seed=seed)
-        train.fit(net, ds.X_train, ds.y_train, epochs=epochs, seed=seed, lr=lr, batch_size=batch_size,
-                  step_fn=step_fn, progress=progress, desc=f"{method} {size_fraction:.3g}", device=device)
-        if finish is not None:                                       # too few steps to reach the schedule's end
-            finish()
+    train.seed_everything(seed)
+    net = build_model(model, n_classes, n_frames=n_frames, n_mels=n_mels, **kw)
+    recipe = dict(epochs=epochs, seed=seed, lr=lr, batch_size=batch_size, progress=progress, device=device)
+    net, layout = _TRAIN.get(method, _train_registered)(net, ds, method=method, size_fraction=size_fraction,
+                                                        rank=rank, model=model, model_kwargs=kw, recipe=recipe)
     report = {r.name: r.bytes for r in size_report(net).layers}
     stored = sum(report[f"{k}.weight"] for k in hidden_shapes(net))
     if stored != layout["bytes"]:
@@ -271,7 +243,7 @@ def train_compressed(ds, *, method: str, size_fraction: float = 1.0, seed: int =
     X, y = _eval_arrays(ds, eval_splits)
     hits = train.predict(net, X) == y                                  # per clip, for paired speaker-aware verdicts
     acc = float(hits.mean())
-    out = {"method": method, "size_fraction": 1.0 if method == "dense" else float(size_fraction),
+    out = {"method": method, "size_fraction": float(size_fraction) if layout["detail"] else 1.0,
            "achieved_fraction": layout["size_fraction"], "seed": int(seed), "acc": acc, "n_eval": int(len(y)),
            "hits": hits, "speakers": np.concatenate([np.asarray(getattr(ds, f"speakers_{s}", [""] * len(getattr(ds, f"y_{s}"))))
                                                      for s in eval_splits]).astype(str),

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from thinlab import train
+from thinlab.nn import methods
 from thinlab.nn.compress import compress, size_report
 from thinlab.nn.parametrizations import _check_bits
 from thinlab.train import finetune
@@ -92,8 +93,9 @@ def stage_factorize(model: nn.Module, *, method: str = "lowrank", size_fraction:
 
     Taught in: 06_pipeline
     """
-    if method not in ("lowrank", "deepthin", "deepthin_shuffled"):
-        raise ValueError(f"method={method!r}; stage 2 factorises with 'lowrank' or 'deepthin'")
+    factorizers = tuple(n for n in methods.names("make") if methods.get(n).factorizes)
+    if method not in factorizers:
+        raise ValueError(f"method={method!r}; stage 2 factorises with one of {factorizers}")
     return compress(model, method=method, size_fraction=size_fraction, layers=hidden_layers(model), init=init,
                     seed=seed)
 
@@ -113,9 +115,10 @@ def stage_quantize(model: nn.Module, *, n_bits: int) -> nn.Module:
             continue
         if parametrize.is_parametrized(mod, "weight"):
             P = mod.parametrizations.weight[0]
-            if not hasattr(P, "quant_bits") or P.method in ("hashed", "kmeans", "quant"):
-                raise ValueError(f"layer {name!r} stores {P.method} values; stage 3 quantises prune / lowrank / "
-                                 "deepthin factors only")
+            if not methods.get(P.method).takes_quant_bits:
+                takes = tuple(n for n in methods.names("make") if methods.get(n).takes_quant_bits)
+                raise ValueError(f"layer {name!r} stores {P.method} values; stage 3 quantises the stored tensors of "
+                                 f"{takes} only")
             P.quant_bits = n_bits  # the parametrization quantises its stored factors from now on
         else:
             plain.append(name)

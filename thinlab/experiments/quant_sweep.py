@@ -17,121 +17,38 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 from torch import nn
 
 from thinlab import quant
+from thinlab.nn import methods
+from thinlab.quant import QuantizedLayer
+from thinlab.quant.layer import CHANNEL_AXIS  # noqa: F401 (the output-channel axis of W (Q, R), part of this API)
 from thinlab.nn.compress import compress, compressible_layers, size_report
 from thinlab.train import finetune
 from thinlab.nn.weights import layer_weights, set_layer_weights
-from thinlab.size import bitmask_bytes, packed_bits_bytes, shape_bytes
 
-#: quantiser key → (label, fewest bits it takes, most bits it takes)
-METHODS = {
-    "fixed": ("fixed point W/F (best F)", 2, 32),
-    "uniform_sym": ("uniform symmetric, per tensor", 2, 16),
-    "uniform_asym": ("uniform asymmetric, per tensor", 1, 16),
-    "uniform_sym_channel": ("uniform symmetric, per channel", 2, 16),
-    "uniform_asym_channel": ("uniform asymmetric, per channel", 1, 16),
-    "omse": ("uniform symmetric + OMSE clip", 2, 8),
-    "kmeans": ("k-means codebook", 1, 16),
-    "multibit": ("greedy multi-bit", 1, 8),
-}
-#: the output-channel axis of a paper-oriented W (Q, R)
-CHANNEL_AXIS = 1
-
-
-@dataclass
-class QuantizedLayer:
-    """One layer's quantised weight.
-
-    W_hat : float32 (Q, R), the dequantised weight the model computes with.
-    bytes : honest stored bytes (codes packed + scales / codebook / α / F + shape).
-    codes : unsigned integer symbols (Q, R) as stored, in ``[0, n_symbols)`` (for Huffman coding).
-    n_symbols : alphabet size of ``codes`` (``2**n_bits``).
-    code_bytes : the bytes of the packed codes alone (``bytes - code_bytes`` is the side information).
-    detail : method-specific numbers (scale, frac_bits, clip, codebook size, alphas).
-
-    Taught in: 04_quantization
-    """
-
-    W_hat: np.ndarray
-    bytes: int
-    codes: np.ndarray
-    n_symbols: int
-    code_bytes: int
-    detail: dict = field(default_factory=dict)
-
-    @property
-    def side_bytes(self) -> int:
-        """Bytes besides the packed codes: scales, zero points, codebook, α, F, shape."""
-        return self.bytes - self.code_bytes
-
-    def huffman_bytes(self) -> int:
-        """Bytes with the codes Huffman-coded instead of packed: payload + code-length table
-        (one byte per symbol) + the same side information. Taught in: 04_quantization"""
-        return self.side_bytes - shape_bytes(self.codes.shape) + quant.huffman_bytes(self.codes,
-                                                                                       n_symbols=self.n_symbols)
-
-
-def _check_method(method: str, n_bits) -> int:
-    if method not in METHODS:
-        raise ValueError(f"method={method!r}; choose one of {tuple(METHODS)}")
-    label, lo, hi = METHODS[method]
-    if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or not lo <= n_bits <= hi:
-        raise ValueError(f"n_bits={n_bits!r}: {label} takes an integer number of bits in [{lo}, {hi}]")
-    return int(n_bits)
-
-
-def _uniform(W, n_bits, *, symmetric, axis=None, clip=None) -> QuantizedLayer:
-    q = quant.quantize_uniform(W, n_bits=n_bits, symmetric=symmetric, axis=axis, clip=clip)
-    offset = 2 ** (n_bits - 1) if symmetric else 0  # signed symmetric codes stored offset, as qtensor_to_bytes does
-    codes = (q.codes.astype(np.int64) + offset).astype(np.uint32)
-    detail = {"n_scales": int(q.scale.size)}
-    if q.scale.size == 1:
-        detail["scale"] = float(q.scale)
-    if clip is not None and np.ndim(clip) == 0:
-        detail["clip"] = float(clip)
-    return QuantizedLayer(quant.dequantize(q), quant.quantized_bytes(q), codes, 2 ** n_bits,
-                          packed_bits_bytes(codes.size, n_bits), detail)
+#: quantiser key → (label, fewest bits it takes, most bits it takes), from the method registry
+METHODS = methods.quantizers()
 
 
 def quantize_layer(W, *, method: str, n_bits: int) -> QuantizedLayer:
-    """Quantise one weight matrix W (Q, R) with ``method`` (a key of :data:`METHODS`) at ``n_bits``.
+    """Quantise one weight matrix W (Q, R) with the registered quantiser ``method`` at ``n_bits``
+    (:func:`thinlab.nn.methods.quantizers` lists them, with the bits each takes).
 
-    Returns a :class:`QuantizedLayer` (dequantised weight, honest bytes, stored codes).
+    Returns a :class:`~thinlab.quant.QuantizedLayer` (dequantised weight, honest bytes, stored codes).
 
     Taught in: 04_quantization
     """
-    n_bits = _check_method(method, n_bits)
+    m = methods.get(method, need="quantize")
+    n_bits = m.check_bits(n_bits)
     W = np.asarray(W)
     if W.ndim != 2:
         raise ValueError(f"W has shape {W.shape}; expected a 2-D weight (Q, R) = (in, out), "
-                         "e.g. from thinlab.nn.weights.layer_weights(model)")
-    if method == "fixed":
-        F = quant.best_frac_bits(W, word_bits=n_bits)
-        codes = quant.fixed_point_codes(W, word_bits=n_bits, frac_bits=F).astype(np.int64) + 2 ** (n_bits - 1)
-        return QuantizedLayer(quant.fixed_point(W, word_bits=n_bits, frac_bits=F).astype(np.float32),
-                              quant.fixed_point_bytes(W.shape, word_bits=n_bits), codes.astype(np.uint32),
-                              2 ** n_bits, packed_bits_bytes(W.size, n_bits), {"frac_bits": F})
-    if method.startswith("uniform"):
-        return _uniform(W, n_bits, symmetric="_sym" in method,
-                        axis=CHANNEL_AXIS if method.endswith("_channel") else None)
-    if method == "omse":
-        return _uniform(W, n_bits, symmetric=True, clip=quant.omse_clip(W, n_bits=n_bits, symmetric=True))
-    if method == "kmeans":
-        res = quant.kmeans_quantize(W, n_clusters=2 ** n_bits)
-        return QuantizedLayer(quant.kmeans_dequantize(res), quant.kmeans_bytes(res), res.codes.astype(np.uint32),
-                              2 ** n_bits, packed_bits_bytes(W.size, quant.kmeans_code_bits(2 ** n_bits)),
-                              {"n_iter": res.n_iter})
-    mb = quant.multibit_quantize(W, n_bits=n_bits)  # multibit
-    weights_of_planes = (1 << np.arange(n_bits)).reshape((-1,) + (1,) * W.ndim)  # (n_bits, 1, 1)
-    codes = (mb.bits.astype(np.uint32) * weights_of_planes).sum(axis=0).astype(np.uint32)  # (Q, R) sign pattern
-    return QuantizedLayer(quant.multibit_dequantize(mb), quant.multibit_bytes(mb), codes, 2 ** n_bits,
-                          n_bits * bitmask_bytes(W.size), {"alphas": mb.alphas.tolist()})
+                         "e.g. from thinlab.nn.layer_weights(model)")
+    return m.quantize(W, n_bits)
 
 
 def quantize_weights(weights: dict, *, method: str, n_bits: int) -> dict[str, QuantizedLayer]:

@@ -16,20 +16,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from thinlab import deepthin, hashednet, lowrank, prune
 from thinlab._validate import as_weight, check_choice, check_int, check_names, check_real
+from thinlab.nn import methods
 from thinlab.nn._util import device_of
-from thinlab.nn.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared
-from thinlab.quant import kmeans_quantize
 from thinlab.size import LayerSize, SizeReport, dtype_bytes
 
-METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled", "hashed", "kmeans", "quant")
-#: methods sized by ``size_fraction`` (low rank may take ``rank`` instead)
-FRACTION_METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled", "hashed")
-#: methods sized by ``n_bits``
-BITS_METHODS = ("kmeans", "quant")
-#: methods whose stored tensors ``quant_bits`` may quantise too
-QUANT_BITS_METHODS = ("prune", "lowrank", "deepthin", "deepthin_shuffled")
+#: the methods compress can apply (the registry's, :mod:`thinlab.nn.methods`)
+METHODS = methods.METHODS
 
 
 def check_model(model, name: str = "model") -> nn.Module:
@@ -56,67 +49,9 @@ def _matrix_shape(weight: torch.Tensor) -> tuple[int, int]:
     return int(np.prod(weight.shape[1:])), int(weight.shape[0])
 
 
-def _csr_nnz_for_budget(shape2, budget: float) -> int:
-    """Largest nnz whose CSR bytes fit the budget (binary search on the monotone csr_bytes)."""
-    lo, hi = 0, shape2[0] * shape2[1]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if prune.csr_bytes(shape2, mid) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-def _parametrization(method, weight, *, size_fraction, n_bits, quant_bits, seed, storage, rank, name,
-                     dt_size=None):
-    shape = tuple(weight.shape)
-    Q, R = _matrix_shape(weight)
-    dense = 4 * Q * R
-    W = weight.detach().cpu().numpy().reshape(R, Q).T  # torch (out, in·k) → paper W (Q, R)
-    if method == "prune":
-        budget = size_fraction * dense
-        nnz = _csr_nnz_for_budget((R, Q), budget) if storage == "csr" else None
-        if storage != "csr":
-            lo, hi = 0, Q * R  # bitmask storage: values + 1 bit per weight
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                lo, hi = (mid, hi) if prune.masked_bytes((R, Q), mid) <= budget else (lo, mid - 1)
-            nnz = lo
-        if nnz < 1:
-            raise ValueError(f"size_fraction={size_fraction} leaves no weight of layer {name!r} {shape} in "
-                             f"{storage.upper()} form; use size_fraction ≥ "
-                             f"{prune.csr_bytes((R, Q), 1) / dense:.3g}")
-        sparsity = (Q * R - nnz) / (Q * R)
-        mask = prune.magnitude_mask(W, sparsity=sparsity).T.reshape(shape)  # paper (Q, R) → torch shape
-        return Masked(torch.as_tensor(mask.astype(np.float32)), storage=storage, quant_bits=quant_bits)
-    if method == "lowrank":
-        k = rank or lowrank.rank_for_budget((Q, R), size_fraction=size_fraction)
-        return LowRank(shape, rank=k, quant_bits=quant_bits)
-    if method in ("deepthin", "deepthin_shuffled"):
-        shuffled = method == "deepthin_shuffled"
-        s = dt_size or deepthin.deepthin_size(Q, R, size_fraction=size_fraction, shuffled=shuffled)
-        return DeepThin(shape, m=s.m, n=s.n, r=s.r, seed=seed if shuffled else None, quant_bits=quant_bits)
-    if method == "hashed":
-        k = hashednet.buckets_for_size_fraction(Q, R, size_fraction=size_fraction)
-        idx, sign = hashednet.hash_index(Q, R, n_buckets=k, seed=seed)  # (Q, R) each
-        return Shared(shape, idx=idx.T.reshape(shape), sign=sign.T.reshape(shape), n_values=k, seed=seed,
-                      method="hashed")
-    if method == "kmeans":
-        if n_bits is None:
-            raise ValueError("method='kmeans' needs n_bits (the codebook has 2**n_bits shared values)")
-        res = kmeans_quantize(weight.detach().cpu().numpy(), n_clusters=2 ** n_bits, init="linear")
-        return Shared(shape, idx=res.codes.astype(np.int64), n_values=2 ** n_bits, method="kmeans")
-    if method == "quant":
-        if n_bits is None:
-            raise ValueError("method='quant' needs n_bits, e.g. n_bits=8")
-        return FakeQuant(shape, n_bits=n_bits)
-    raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-
-
 def compress(model: nn.Module, *, method: str, size_fraction: float | None = None, layers=None,
              n_bits: int | None = None, quant_bits: int | None = None, seed: int = 0, storage: str = "csr",
-             rank: int | None = None, init: str = "project") -> nn.Module:
+             rank: int | None = None, init: str = "project", layout: dict | None = None) -> nn.Module:
     """A trainable copy of ``model`` whose chosen layers are stored compressed.
 
     Parameters
@@ -127,6 +62,8 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
     layers : module names (default: every ``nn.Linear``).
     quant_bits : also quantise the stored tensors (prune, lowrank, deepthin) to this many bits.
     seed : hash seed (hashed) or permutation seed (deepthin_shuffled).
+    layout : per-layer settings planned for the whole network (the ``detail`` of
+        ``methods.get(method).layout(...)``, e.g. ranks or DeepThin m, n, r); ``None`` plans here.
     init : ``"project"`` fits the compressed parameters to the trained weights (SVD projection,
         least-squares buckets, magnitude mask); ``"random"`` re-initialises them for training from
         scratch (DeepThin: the paper's initialisation).
@@ -145,70 +82,69 @@ def compress(model: nn.Module, *, method: str, size_fraction: float | None = Non
     device = device_of(model)               # compressed on the CPU (numpy kernels), returned where it was
     model = copy.deepcopy(model).cpu()
     modules = dict(model.named_modules())
-    plan = {}
-    if method.startswith("deepthin") and rank is None:
+    m = methods.get(method, need="make")
+    plan = dict(layout or {})
+    if not plan and m.plans_network and rank is None:
         # network-level targeting: layers stuck at their lower bound hand their overhead to the others
-        shapes = {n: _matrix_shape(modules[n].weight) for n in names if n in modules}
-        plan = deepthin.plan_network(shapes, size_fraction=size_fraction,
-                                     shuffled=method == "deepthin_shuffled").layers
+        plan = m.plan({n: _matrix_shape(modules[n].weight) for n in names}, size_fraction)
     for name in names:
         mod = modules[name]
         try:
-            P = _parametrization(method, mod.weight, size_fraction=size_fraction, n_bits=n_bits,
-                                 quant_bits=quant_bits, seed=seed, storage=storage, rank=rank, name=name,
-                                 dt_size=plan.get(name))
+            P = m.build(mod.weight, detail=plan.get(name), size_fraction=size_fraction, n_bits=n_bits,
+                        quant_bits=quant_bits, seed=seed, storage=storage, rank=rank, name=name)
         except ValueError as exc:  # a kernel's message says what and how; say which layer too
             msg = str(exc)
             raise type(exc)(msg if repr(name) in msg else f"layer {name!r}: {msg}") from exc
         parametrize.register_parametrization(mod, "weight", P, unsafe=True)
         if init == "random":
-            _reinit(mod, P, seed)
+            _reinit(mod, P, seed, m)
     return model.to(device)                 # the parametrizations' tensors follow the model's device
 
 
 def _check_options(method, *, size_fraction, n_bits, quant_bits, seed, storage, rank, init):
     """Every option of :func:`compress` checked against the method; ignored options are refused."""
-    if not isinstance(method, str) or method not in METHODS:
-        raise (ValueError if isinstance(method, str) else TypeError)(
-            f"unknown method {method!r}; choose one of {METHODS}")
+    m = methods.get(method, need="make")
+    bits_methods = tuple(n for n in METHODS if methods.get(n).sized_by == "n_bits")
+    quant_bits_methods = tuple(n for n in METHODS if methods.get(n).takes_quant_bits)
     if rank is not None:
-        if method != "lowrank":
+        if not m.takes_rank:
             raise ValueError(f"rank={rank!r} applies to method='lowrank' only; method={method!r} is sized by "
-                             f"{'n_bits' if method in BITS_METHODS else 'size_fraction'}: pass that instead")
+                             f"{m.sized_by}: pass that instead")
         rank = check_int(rank, name="rank", low=1, hint="pass the rank of the factors, e.g. rank=8 (at most "
                          "min(in, out) of every chosen layer), or size_fraction= instead")
         if size_fraction is not None:
             raise ValueError(f"got rank={rank} and size_fraction={size_fraction!r}; pass one: rank= fixes the "
                              "factors, size_fraction= picks the largest rank that fits")
-    elif method in FRACTION_METHODS:
+    elif m.sized_by == "size_fraction":
         hint = (f"method={method!r} needs a size_fraction in (0, 1] (compressed / dense bytes), e.g. 0.05 for a 20x "
                 "smaller layer")
         if size_fraction is None:
-            raise ValueError(f"size_fraction=None: {hint}" + ("; or pass rank=" if method == "lowrank" else ""))
+            raise ValueError(f"size_fraction=None: {hint}" + ("; or pass rank=" if m.takes_rank else ""))
         size_fraction = check_real(size_fraction, name="size_fraction", low=0.0, high=1.0, low_open=True, hint=hint)
     elif size_fraction is not None:
         raise ValueError(f"size_fraction={size_fraction!r} does not apply to method={method!r}, which is sized by "
                          f"n_bits (bits per weight); pass n_bits=… instead")
-    if method in BITS_METHODS:
+    if m.sized_by == "n_bits":
+        lo, hi = m.bits
         if n_bits is None:
             raise ValueError(f"method={method!r} needs n_bits, e.g. n_bits=8"
-                             + (" (the codebook has 2**n_bits shared values)" if method == "kmeans" else ""))
-        n_bits = check_int(n_bits, name="n_bits", low=1 if method == "kmeans" else 2, high=16,
-                           hint="pass bits per weight, e.g. n_bits=4" + ("" if method == "kmeans" else
-                                " (symmetric codes need ≥ 2)"))
+                             + (" (the codebook has 2**n_bits shared values)" if m.codebook else ""))
+        n_bits = check_int(n_bits, name="n_bits", low=lo, high=hi,
+                           hint=f"pass bits per weight, e.g. n_bits=4 ({m.label} takes {lo} … {hi}"
+                           + (", symmetric codes need ≥ 2)" if lo >= 2 else ")"))
     elif n_bits is not None:
-        raise ValueError(f"n_bits={n_bits!r} applies to methods {BITS_METHODS}; to also quantise the stored tensors "
+        raise ValueError(f"n_bits={n_bits!r} applies to methods {bits_methods}; to also quantise the stored tensors "
                          f"of method={method!r} pass quant_bits=… instead")
     if quant_bits is not None:
-        if method not in QUANT_BITS_METHODS:
-            raise ValueError(f"quant_bits={quant_bits!r} applies to methods {QUANT_BITS_METHODS}; "
-                             + ("method='quant' takes n_bits" if method == "quant" else
+        if not m.takes_quant_bits:
+            raise ValueError(f"quant_bits={quant_bits!r} applies to methods {quant_bits_methods}; "
+                             + (f"method={method!r} takes n_bits" if m.sized_by == "n_bits" else
                                 f"method={method!r} stores its own values: leave quant_bits=None"))
         quant_bits = check_int(quant_bits, name="quant_bits", low=2, high=16,
                                hint="pass bits per stored value, e.g. quant_bits=8 (symmetric codes need ≥ 2)")
     seed = check_int(seed, name="seed", low=0, high=2**63 - 1, hint="pass a whole number ≥ 0, e.g. seed=0")
     storage = check_choice(storage, name="storage", choices=("csr", "bitmask"))
-    if storage != "csr" and method != "prune":
+    if storage != "csr" and not methods.get(method).takes_storage:
         raise ValueError(f"storage={storage!r} applies to method='prune' only; leave the default 'csr'")
     init = check_choice(init, name="init", choices=("project", "random"))
     return size_fraction, n_bits, quant_bits, seed, storage, rank, init
@@ -233,28 +169,18 @@ def _check_layer(model, modules, name, *, method, n_bits, rank) -> None:
     if rank is not None and rank > min(Q, R):
         raise ValueError(f"rank={rank} is above layer {name!r}'s full rank min(in, out) = {min(Q, R)} "
                          f"(weight {tuple(mod.weight.shape)}); use rank ≤ {min(Q, R)} or leave that layer out")
-    if method == "kmeans" and 2 ** n_bits > Q * R:
+    if methods.get(method).codebook and 2 ** n_bits > Q * R:  # a codebook larger than the layer
         raise ValueError(f"n_bits={n_bits} gives 2**{n_bits} = {2 ** n_bits} shared values, more than the {Q * R} "
                          f"weights of layer {name!r}; use n_bits ≤ {(Q * R).bit_length() - 1} or leave that layer out")
 
 
 @torch.no_grad()
-def _reinit(mod, P, seed):
-    """Random initialisation of the compressed parameters (training from scratch)."""
-    rng = np.random.default_rng(seed)
-    orig = mod.parametrizations.weight.original if hasattr(mod.parametrizations.weight, "original") else None
-    Q, R = P.cols, P.rows
-    std = float(np.sqrt(2.0 / (Q + R)))  # Glorot for the dense layer being replaced
-    if isinstance(P, DeepThin):
-        Xf, Wf = deepthin.init_factors(P.m, P.n, P.r, target_std=std, rng=rng)
-        mod.parametrizations.weight.original0.copy_(torch.as_tensor(Xf))
-        mod.parametrizations.weight.original1.copy_(torch.as_tensor(Wf))
-    elif isinstance(P, LowRank):
-        a = np.sqrt(std / np.sqrt(P.rank))  # entries of U·V have std ≈ std
-        mod.parametrizations.weight.original0.copy_(torch.as_tensor(rng.normal(0, a, (P.rows, P.rank)), dtype=torch.float32))
-        mod.parametrizations.weight.original1.copy_(torch.as_tensor(rng.normal(0, a, (P.rank, P.cols)), dtype=torch.float32))
-    elif orig is not None:
-        orig.copy_(torch.as_tensor(rng.normal(0, std, tuple(orig.shape)), dtype=torch.float32))
+def _reinit(mod, P, seed, method):
+    """Random initialisation of the compressed parameters (training from scratch), the method's own."""
+    if method.reinit is None:
+        return
+    std = float(np.sqrt(2.0 / (P.cols + P.rows)))  # Glorot for the dense layer being replaced
+    method.reinit(mod.parametrizations.weight, P, np.random.default_rng(seed), std)
 
 
 def _is_internal(name: str) -> bool:
@@ -275,9 +201,7 @@ def size_report(model: nn.Module) -> SizeReport:
         prefix = f"{mname}." if mname else ""
         if parametrize.is_parametrized(mod, "weight"):
             P = mod.parametrizations.weight[0]
-            n_stored = sum(p.numel() for p in mod.parametrizations.weight.parameters())
-            if isinstance(P, Masked):
-                n_stored = P.nnz()
+            n_stored = methods.get(P.method).n_stored(P, mod.parametrizations.weight)
             rows.append(LayerSize(prefix + "weight", P.method, int(n_stored), int(P.nbytes()), P.dense_bytes()))
         for kind, tensors in (("param", mod._parameters), ("buffer", mod._buffers)):
             for tname, t in tensors.items():

@@ -8,7 +8,6 @@ Taught in: 06_pipeline
 from __future__ import annotations
 
 import copy
-
 import json
 from pathlib import Path
 
@@ -20,116 +19,21 @@ from thinlab._io import atomic_file
 from thinlab._validate import check_path
 from thinlab.nn._io_check import (_FIX, FORMAT, CompressedFileError, _check_dense, _check_layer_arrays,
                                      _check_meta)
-from thinlab.nn.parametrizations import DeepThin, FakeQuant, LowRank, Masked, Shared, fake_quant_rows
-from thinlab.prune import csr_decode, csr_encode, CSR
-from thinlab.quant import pack_bits, unpack_bits, kmeans_code_bits
-
-
-def _q_export(t: torch.Tensor, bits: int, key: str, arrays: dict) -> None:
-    """Store a 2-D tensor quantised per row: packed offset codes (uint8) + float32 scales."""
-    _, codes, scale = fake_quant_rows(t.detach(), bits)
-    arrays[key + ".codes"] = pack_bits(codes.numpy().astype(np.int64).ravel() + 2 ** (bits - 1), n_bits=bits)
-    arrays[key + ".scale"] = scale.numpy().astype(np.float32)
-
-
-def _q_import(arrays, key: str, bits: int, shape) -> torch.Tensor:
-    count = int(np.prod(shape))
-    codes = unpack_bits(arrays[key + ".codes"], n_bits=bits, count=count).astype(np.int64) - 2 ** (bits - 1)
-    codes = torch.as_tensor(codes.reshape(shape[0], -1), dtype=torch.float32)
-    return (codes * torch.as_tensor(arrays[key + ".scale"])[:, None]).reshape(shape)
-
-
-def _tensor_out(t, bits, key, arrays):
-    if bits is None:
-        arrays[key] = t.detach().cpu().numpy().astype(np.float32)
-    else:
-        _q_export(t, bits, key, arrays)
-
-
-def _tensor_in(arrays, key, bits, shape):
-    if bits is None:
-        return torch.as_tensor(arrays[key])
-    return _q_import(arrays, key, bits, shape)
+from thinlab.nn import methods
 
 
 def _export_layer(name: str, mod, arrays: dict) -> dict:
+    """Write one compressed layer's stored tensors into ``arrays``; returns its settings for the file."""
     P = mod.parametrizations.weight[0]
-    pl = mod.parametrizations.weight
     cfg = {"method": P.method, "weight_shape": list(P.weight_shape), "quant_bits": P.quant_bits}
-    if isinstance(P, Masked):
-        # CSR over the mask's positions (a kept weight that happens to be 0 stays kept)
-        mask = P.mask.reshape(P.rows, P.cols).numpy() != 0
-        W = (pl.original * P.mask).detach().reshape(P.rows, P.cols)
-        pos = csr_encode(mask.astype(np.float32))
-        arrays[name + ".indices"], arrays[name + ".indptr"] = pos.indices, pos.indptr
-        cfg.update(storage=P.storage, nnz=int(pos.data.size))
-        if P.quant_bits is None or P.frozen:
-            arrays[name + ".data"] = W.numpy()[mask].astype(np.float32)  # row-major = CSR order
-        else:
-            _, codes, scale = fake_quant_rows(W, P.quant_bits)
-            arrays[name + ".codes"] = pack_bits(codes.numpy()[mask].astype(np.int64) + 2 ** (P.quant_bits - 1),
-                                                n_bits=P.quant_bits)
-            arrays[name + ".scale"] = scale.numpy().astype(np.float32)
-    elif isinstance(P, (LowRank, DeepThin)):
-        _tensor_out(pl.original0, P.quant_bits, name + ".a", arrays)
-        _tensor_out(pl.original1, P.quant_bits, name + ".b", arrays)
-        cfg.update({"rank": P.rank} if isinstance(P, LowRank) else {"m": P.m, "n": P.n, "r": P.r, "seed": P.seed})
-    elif isinstance(P, Shared):
-        cfg.update(n_values=P.n_values, seed=P.seed)
-        if P.method == "hashed":
-            arrays[name + ".values"] = pl.original.detach().numpy().astype(np.float32)
-        else:  # k-means: packed cluster codes + codebook
-            arrays[name + ".codes"] = pack_bits(P.idx.numpy().ravel(), n_bits=kmeans_code_bits(P.n_values))
-            arrays[name + ".values"] = pl.original.detach().numpy().astype(np.float32)
-    elif isinstance(P, FakeQuant):
-        _tensor_out(pl.original.reshape(P.rows, P.cols), P.quant_bits, name + ".w", arrays)
+    cfg.update(methods.get(P.method).export(P, mod.parametrizations.weight, name, arrays))
     return cfg
 
 
 def _import_layer(name: str, mod, cfg: dict, arrays) -> None:
-    from thinlab import hashednet
-
-    shape, bits, method = tuple(cfg["weight_shape"]), cfg["quant_bits"], cfg["method"]
-    rows, cols = shape[0], int(np.prod(shape[1:]))
-    if method == "prune":
-        indices, indptr, nnz = arrays[name + ".indices"], arrays[name + ".indptr"], cfg["nnz"]
-        mask = csr_decode(CSR(data=np.ones(nnz, np.float32), indices=indices, indptr=indptr,
-                              shape=(rows, cols))) != 0  # (rows, cols)
-        if name + ".data" in arrays:
-            data = arrays[name + ".data"]
-        else:
-            codes = unpack_bits(arrays[name + ".codes"], n_bits=bits, count=nnz).astype(np.int64) - 2 ** (bits - 1)
-            r = np.repeat(np.arange(rows), np.diff(indptr.astype(np.int64)))  # (nnz,) row of each value
-            data = (codes.astype(np.float32) * arrays[name + ".scale"][r]).astype(np.float32)
-        W = np.zeros((rows, cols), np.float32)
-        W[mask] = data
-        P = Masked(torch.as_tensor(mask.reshape(shape).astype(np.float32)), storage=cfg.get("storage", "csr"),
-                   quant_bits=bits)
-        originals = [torch.as_tensor(W.reshape(shape))]
-    elif method == "lowrank":
-        P = LowRank(shape, rank=cfg["rank"], quant_bits=bits)
-        originals = [_tensor_in(arrays, name + ".a", bits, (rows, cfg["rank"])),
-                     _tensor_in(arrays, name + ".b", bits, (cfg["rank"], cols))]
-    elif method.startswith("deepthin"):
-        P = DeepThin(shape, m=cfg["m"], n=cfg["n"], r=cfg["r"], seed=cfg["seed"], quant_bits=bits)
-        originals = [_tensor_in(arrays, name + ".a", bits, (cfg["m"], cfg["r"])),
-                     _tensor_in(arrays, name + ".b", bits, (cfg["r"], cfg["n"]))]
-    elif method == "hashed":
-        idx, sign = hashednet.hash_index(cols, rows, n_buckets=cfg["n_values"], seed=cfg["seed"])
-        P = Shared(shape, idx=idx.T.reshape(shape), sign=sign.T.reshape(shape), n_values=cfg["n_values"],
-                   seed=cfg["seed"], method="hashed")
-        originals = [torch.as_tensor(arrays[name + ".values"])]
-    elif method == "kmeans":
-        k = cfg["n_values"]
-        idx = unpack_bits(arrays[name + ".codes"], n_bits=kmeans_code_bits(k), count=rows * cols).astype(np.int64)
-        P = Shared(shape, idx=idx.reshape(shape), n_values=k, method="kmeans")
-        originals = [torch.as_tensor(arrays[name + ".values"])]
-    elif method == "quant":
-        P = FakeQuant(shape, n_bits=bits)
-        originals = [_tensor_in(arrays, name + ".w", bits, (rows, cols)).reshape(shape)]
-    else:
-        raise ValueError(f"file names an unknown method {method!r} for layer {name!r}; it was written by a newer "
-                         "thinlab or is corrupt")
+    """Rebuild one compressed layer from its settings and arrays (already checked by the file checks)."""
+    shape, bits = tuple(cfg["weight_shape"]), cfg["quant_bits"]
+    P, originals = methods.get(cfg["method"], need="load").load(name, cfg, arrays, shape)
     P.frozen = bits is not None  # stored values are already quantised: do not quantise again
     parametrize.register_parametrization(mod, "weight", P, unsafe=True)
     pl = mod.parametrizations.weight

@@ -239,7 +239,7 @@ class Shared(_Base):
         return (total / count).float()
 
     def nbytes(self) -> int:
-        if self.method == "hashed":
+        if self.sign is not None:  # HashedNets: the buckets, the hash seed and the shape
             return hashednet.hashed_bytes(self.n_values)
         return packed_bits_bytes(self.rows * self.cols, kmeans_code_bits(self.n_values)) + 4 * self.n_values + \
             shape_bytes(self.weight_shape)

@@ -291,3 +291,24 @@ def masked_bytes(shape, nnz: int, *, value_dtype="float32") -> int:
     size = int(np.prod(shape, dtype=np.int64))
     nnz = _nnz(nnz, size)
     return nnz * dtype_bytes(value_dtype) + bitmask_bytes(size) + shape_bytes(shape)
+
+
+def nnz_for_budget(shape, budget: float, *, storage: str = "csr", value_dtype="float32") -> int:
+    """Most nonzeros a (rows, cols) matrix may keep so that its stored bytes fit ``budget``.
+
+    ``storage="csr"`` counts :func:`csr_bytes`, ``"bitmask"`` :func:`masked_bytes`; both grow with
+    nnz, so a binary search over 0 … rows·cols finds the largest nnz that fits (0 if none does).
+
+    Taught in: 01_pruning, 03_deepthin
+    """
+    rows, cols = _shape2d(shape)
+    if storage not in ("csr", "bitmask"):
+        raise ValueError(f"storage={storage!r}; choose 'csr' or 'bitmask'")
+    if not np.isfinite(budget):
+        raise ValueError(f"budget={budget!r} must be a finite number of bytes")
+    cost = csr_bytes if storage == "csr" else masked_bytes
+    lo, hi = 0, rows * cols
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost((rows, cols), mid, value_dtype=value_dtype) <= budget else (lo, mid - 1)
+    return lo

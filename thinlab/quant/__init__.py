@@ -26,7 +26,12 @@ from thinlab.quant.uniform import (
     quantize_uniform_reference, quantized_bytes, symmetric_scale,
 )
 
+from thinlab.quant.layer import (
+    QuantizedLayer, fixed_layer, kmeans_layer, multibit_layer, omse_layer, uniform_layer,
+)  # after the kernels it calls
+
 __all__ = [
+    "QuantizedLayer", "fixed_layer", "kmeans_layer", "multibit_layer", "omse_layer", "uniform_layer",
     "KMeansResult", "MultiBit", "QTensor", "affine_params", "best_frac_bits", "best_frac_bits_reference",
     "candidate_sse", "canonical_codewords", "cast_int8", "cast_int8_dequantized", "code_range", "dequantize",
     "entropy_bits", "fixed_point", "fixed_point_bytes", "fixed_point_codes", "fixed_point_codes_reference",
