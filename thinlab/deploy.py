@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from thinlab._threads import limited_threads
 from thinlab._io import atomic_file, temp_dir_beside
 
 #: the packages deployment needs, as pip requirements (they are thinlab dependencies)
@@ -439,31 +440,19 @@ def latency(runners: dict, X, *, batches=(1, 32), repeats: int = 30, warmup: int
 
     Taught in: 07_deploy
     """
-    from threadpoolctl import threadpool_limits
+    from thinlab.experiments.timing import sample_times
 
     X = _features(X)
     if repeats < 1 or warmup < 0:
         raise DeployError(f"repeats={repeats}, warmup={warmup}: expected repeats ≥ 1 and warmup ≥ 0")
-    old = torch.get_num_threads()
     rows = []
-    try:
-        torch.set_num_threads(threads)
-        with threadpool_limits(threads):
-            for B in batches:
-                xb = np.ascontiguousarray(np.resize(X, (B, *X.shape[1:])))   # (B, frames, mels), rows reused if short
-                for fn in runners.values():
-                    for _ in range(warmup):
-                        fn(xb)
-                times = {name: [] for name in runners}
-                for _ in range(repeats):
-                    for name, fn in runners.items():
-                        t0 = time.perf_counter()
-                        fn(xb)
-                        times[name].append(time.perf_counter() - t0)
-                rows += [{"name": name, "batch": B, "ms": 1e3 * float(np.median(t)), "ms_min": 1e3 * min(t),
-                          "threads": threads, "repeats": repeats} for name, t in times.items()]
-    finally:
-        torch.set_num_threads(old)
+    with limited_threads(threads):
+        for B in batches:
+            xb = np.ascontiguousarray(np.resize(X, (B, *X.shape[1:])))   # (B, frames, mels), rows reused if short
+            times = sample_times({name: (lambda fn=fn: fn(xb)) for name, fn in runners.items()}, repeat=repeats,
+                                 warmup=warmup)
+            rows += [{"name": name, "batch": B, "ms": 1e3 * float(np.median(t)), "ms_min": 1e3 * min(t),
+                      "threads": threads, "repeats": repeats} for name, t in times.items()]
     return rows
 
 

@@ -46,6 +46,8 @@ def index_dtype(n_values: int) -> np.dtype:
     """Smallest unsigned integer dtype that can hold every index in ``range(n_values + 1)``.
 
     The ``+ 1`` lets a CSR row pointer hold the end offset ``nnz``.
+
+    Taught in: 01_pruning … 06_pipeline
     """
     n_values = int(n_values)
     if n_values < 0:
@@ -57,33 +59,33 @@ def index_dtype(n_values: int) -> np.dtype:
 
 
 def index_bytes(n_values: int) -> int:
-    """Bytes of one index that addresses ``range(n_values + 1)`` (see :func:`index_dtype`)."""
+    """Bytes of one index that addresses ``range(n_values + 1)`` (see :func:`index_dtype`). Taught in: 01_pruning … 06_pipeline"""
     return int(index_dtype(n_values).itemsize)
 
 
 def dense_bytes(shape, *, dtype="float32") -> int:
-    """Bytes of a dense array of ``shape`` stored at ``dtype`` (values only)."""
+    """Bytes of a dense array of ``shape`` stored at ``dtype`` (values only). Taught in: 01_pruning … 06_pipeline"""
     return int(np.prod(shape, dtype=np.int64)) * dtype_bytes(dtype)
 
 
 def shape_bytes(shape) -> int:
-    """Bytes to record ``shape`` itself (one uint32 per dimension)."""
+    """Bytes to record ``shape`` itself (one uint32 per dimension). Taught in: 01_pruning … 06_pipeline"""
     return SHAPE_DIM_BYTES * len(tuple(shape))
 
 
 def bitmask_bytes(n: int) -> int:
-    """Bytes of a packed 1-bit-per-element mask over ``n`` elements."""
+    """Bytes of a packed 1-bit-per-element mask over ``n`` elements. Taught in: 01_pruning … 06_pipeline"""
     return math.ceil(int(n) / 8)
 
 
 def packed_bits_bytes(n: int, n_bits: int) -> int:
-    """Bytes of ``n`` codes of ``n_bits`` each, packed densely."""
+    """Bytes of ``n`` codes of ``n_bits`` each, packed densely. Taught in: 01_pruning … 06_pipeline"""
     return math.ceil(int(n) * int(n_bits) / 8)
 
 
 @dataclass
 class LayerSize:
-    """One row of a size report: a layer, how it is stored, and its bytes."""
+    """One row of a size report: a layer, how it is stored, and its bytes. Taught in: 01_pruning … 06_pipeline"""
 
     name: str
     method: str
@@ -100,7 +102,7 @@ class LayerSize:
 
 @dataclass
 class SizeReport:
-    """Per-layer byte report for a whole model; ``total`` counts every layer."""
+    """Per-layer byte report for a whole model; ``total`` counts every layer. Taught in: 01_pruning … 06_pipeline"""
 
     layers: list[LayerSize]
 
@@ -160,7 +162,7 @@ def share_budget(dense: dict, floor: dict, budget: float) -> tuple[float, set]:
 
 
 def format_factor(size_fraction: float) -> str:
-    """Print the compression factor ``1/size_fraction`` the course's way: ``"100x"``."""
+    """Print the compression factor ``1/size_fraction`` the course's way: ``"100x"``. Taught in: 01_pruning … 06_pipeline"""
     if size_fraction <= 0:
         raise ValueError(f"size_fraction={size_fraction} must be > 0")
     f = 1.0 / size_fraction

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from thinlab._io import atomic_file, cache_root
+from thinlab._threads import set_threads
 from thinlab.models import build_model
 
 
@@ -193,12 +194,7 @@ def use_threads(threads: int | None = None) -> int:
     if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
         raise ValueError(f"threads={threads!r} must be a positive int, or None for the CPUs available "
                          f"({available_cpus()})")
-    torch.set_num_threads(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(threads)
-    except ImportError:                                   # numpy keeps its own default
-        pass
+    set_threads(threads)
     return threads
 
 

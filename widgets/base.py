@@ -20,7 +20,6 @@ Taught in: 01_pruning (first explorer), used by 02-06
 """
 from __future__ import annotations
 
-import contextlib
 import html
 import math
 import numbers
@@ -32,6 +31,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from thinlab import charts
+from thinlab._threads import limited_threads
 from thinlab._validate import as_weight
 
 _W_HINT = "(Q, R) = (in, out); pass one layer's weight, e.g. model.fc1.weight.detach().numpy().T"
@@ -47,11 +47,7 @@ def one_blas_thread():
     machines) a threaded eigh of a ~1000 x 1000 matrix ran 2-30x slower here than on one thread;
     on an idle machine one thread costs little at these sizes. No-op without threadpoolctl.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+    return limited_threads(1, blas_only=True)
 
 
 def check_weight(W, *, name: str = "W") -> np.ndarray:

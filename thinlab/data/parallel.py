@@ -55,12 +55,9 @@ def compute_chunk(reader, rows, params: FeatureParams) -> np.ndarray:
 
 
 def _init_worker(root, background, seed, aug, params):
-    try:
-        from threadpoolctl import threadpool_limits
+    from thinlab._threads import set_threads
 
-        threadpool_limits(1, user_api="blas")  # one BLAS thread per worker: the workers share the cores
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn / librosa
-        pass
+    set_threads(1)  # one thread per worker: the workers share the cores
     _STATE.update(reader=_reader(root, background, seed, aug), params=params)
 
 

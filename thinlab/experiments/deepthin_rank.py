@@ -172,6 +172,10 @@ def default_rank(verdicts: dict) -> int | str:
 
 
 def main(argv=None) -> int:
+    """Command line: run the rank comparison on a data set and write its verdicts as JSON.
+
+    Taught in: 03_deepthin
+    """
     p = argparse.ArgumentParser(prog="python -m thinlab.experiments.deepthin_rank", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help='"synthetic" or a folder in the Speech Commands layout')
     p.add_argument("--factors", type=int, nargs="+", default=[20, 100, 200, 350])

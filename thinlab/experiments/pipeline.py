@@ -39,7 +39,10 @@ STAGES = ("dense", "prune", "factorize", "quantize")
 
 
 def hidden_layers(model: nn.Module) -> list[str]:
-    """Names of a DNN's hidden Linear layers (``hidden.0`` …), the ones stage 2 factorises."""
+    """Names of a DNN's hidden Linear layers (``hidden.0`` …), the ones stage 2 factorises.
+
+    Taught in: 06_pipeline
+    """
     if not hasattr(model, "hidden"):
         raise TypeError(f"expected a thinlab DNN (build_model('dnn', ...)), got {type(model).__name__}")
     return [f"hidden.{i}" for i in range(len(model.hidden))]
@@ -236,19 +239,20 @@ def time_inference(model: nn.Module, X, *, repeats: int = 5, batch_size: int = 2
 
     Taught in: 06_pipeline
     """
+    from thinlab.experiments.timing import sample_times
+
     model.eval()
     dev = next(model.parameters()).device
     X = torch.as_tensor(np.asarray(X), dtype=torch.float32).to(dev)     # on the model's device, copied once
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    best = float("inf")
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
+
+    def run():
         for i in range(0, len(X), batch_size):
             model(X[i:i + batch_size])
         sync()                                   # a GPU runs asynchronously: wait for it before reading the clock
-        best = min(best, time.perf_counter() - t0)
-    return best
+
+    with torch.no_grad():
+        return min(sample_times({"all": run}, repeat=repeats, warmup=0)["all"])
 
 
 # ---------------------------------------------------------------- Pareto front

@@ -25,32 +25,49 @@ import torch
 from torch.nn.utils import parametrize
 
 from thinlab import deepthin
+from thinlab._threads import limited_threads
 from thinlab.nn.parametrizations import DeepThin
 
 
-def _median_times(fns: dict, *, min_seconds: float = 0.05, repeat: int = 5) -> dict:
-    """name → median seconds per call over ``repeat`` alternating rounds, each ≈ min_seconds / repeat long."""
+def sample_times(fns: dict, *, repeat: int = 5, warmup: int = 1, calls: dict | None = None) -> dict:
+    """name → seconds per call in each of ``repeat`` rounds; the functions alternate inside every round,
+    so a slow spell of the machine falls on all of them. ``calls``: calls per round (default 1).
+
+    The one timer of thinlab: :func:`median_times`, the pipeline's and the deployment lesson's
+    latencies all use it. Taught in: 03_deepthin, 06_pipeline, 07_deploy
+    """
+    calls = calls or {}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            k = calls.get(name, 1)
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn()
+            samples[name].append((time.perf_counter() - t0) / k)
+    return samples
+
+
+def median_times(fns: dict, *, min_seconds: float = 0.05, repeat: int = 5) -> dict:
+    """name → median seconds per call over ``repeat`` alternating rounds, each ≈ min_seconds / repeat long
+    (fast functions are called several times per round). Taught in: 03_deepthin"""
     calls = {}
     for name, fn in fns.items():
         fn()
-        n, t = 1, 0.0
+        n = 1
         while True:                                                  # calls per round for this function
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
-            t = time.perf_counter() - t0
-            if t >= min_seconds / repeat or n > 1 << 16:
+            if time.perf_counter() - t0 >= min_seconds / repeat or n > 1 << 16:
                 break
             n *= 4
         calls[name] = n
-    samples = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / calls[name])
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return {name: statistics.median(v) for name, v in
+            sample_times(fns, repeat=repeat, warmup=0, calls=calls).items()}
 
 
 def cache_sizes() -> dict:
@@ -92,11 +109,9 @@ def deepthin_factors(model) -> dict:
 def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, threads: int | None,
                  per_layer: bool = True) -> list:
     """Rows of :func:`inference_timing` for ``layers`` (name → (Xf, Wf, Q, R, bias or None))."""
-    from threadpoolctl import threadpool_limits
-
     rng = np.random.default_rng(0)
     rows = []
-    with threadpool_limits(threads):
+    with limited_threads(threads, blas_only=True):
         built = {}
         for name, (Xf, Wf, Q, R, b) in layers.items():
             built[name] = (deepthin.reconstruct(Xf, Wf, Q=Q, R=R),
@@ -107,7 +122,7 @@ def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, thre
                 X = rng.standard_normal((B, W.shape[0]), dtype=np.float32)
                 ref = X @ W
                 diff = float(np.abs(F(X) - ref).max() / max(np.abs(ref).max(), 1e-12))
-                t = _median_times({"dense": lambda: X @ W, "fused": lambda: F(X)}, min_seconds=min_seconds,
+                t = median_times({"dense": lambda: X @ W, "fused": lambda: F(X)}, min_seconds=min_seconds,
                                   repeat=repeat)
                 n, r = F.Wf.shape[1], F.Wf.shape[0]
                 m = F.Xf.shape[0]
@@ -127,7 +142,7 @@ def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, thre
                     h = (F(h) if use_fused else h @ W) + b
                     np.maximum(h, 0, out=h)
                 return h
-            t = _median_times({"dense": lambda: stack(False), "fused": lambda: stack(True)}, min_seconds=min_seconds,
+            t = median_times({"dense": lambda: stack(False), "fused": lambda: stack(True)}, min_seconds=min_seconds,
                               repeat=repeat)
             ref = stack(False)
             rows.append({"layer": "all", "Q": first, "R": next(reversed(built.values()))[0].shape[1], "m": None,
@@ -199,33 +214,31 @@ def torch_inference_timing(model, X, *, batches=(1, 32), threads: int | None = 1
         raise ValueError("model has no (unshuffled) DeepThin layer; compress it with method='deepthin'")
     device = next(model.parameters()).device
     dense = uncompressed(model).eval()
-    model_was_training, old_threads = model.training, torch.get_num_threads()
+    model_was_training = model.training
     model.eval()
     rows = []
-    try:
-        if threads is not None:
-            torch.set_num_threads(threads)
-        for B in batches:
-            x = torch.as_tensor(np.asarray(X[:B]), dtype=torch.float32, device=device)
+    with limited_threads(threads):
+        try:
+            for B in batches:
+                x = torch.as_tensor(np.asarray(X[:B]), dtype=torch.float32, device=device)
 
-            def run(net, plain=False, x=x):
-                with torch.inference_mode():
-                    if plain:
-                        with dense_inference():
+                def run(net, plain=False, x=x):
+                    with torch.inference_mode():
+                        if plain:
+                            with dense_inference():
+                                out = net(x)
+                        else:
                             out = net(x)
-                    else:
-                        out = net(x)
-                if out.is_cuda:
-                    torch.cuda.synchronize()
-                return out
-            t = _median_times({"dense": lambda: run(dense), "plain": lambda: run(model, True),
-                               "fused": lambda: run(model)}, min_seconds=min_seconds, repeat=repeat)
-            ref, got = run(model, True), run(model)
-            rows.append({"batch": int(x.shape[0]), "device": str(device), "dense_us": t["dense"] * 1e6,
-                         "plain_us": t["plain"] * 1e6, "fused_us": t["fused"] * 1e6,
-                         "speedup": t["dense"] / t["fused"], "speedup_vs_plain": t["plain"] / t["fused"],
-                         "max_rel_diff": float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))})
-    finally:
-        torch.set_num_threads(old_threads)
-        model.train(model_was_training)
+                    if out.is_cuda:
+                        torch.cuda.synchronize()
+                    return out
+                t = median_times({"dense": lambda: run(dense), "plain": lambda: run(model, True),
+                                   "fused": lambda: run(model)}, min_seconds=min_seconds, repeat=repeat)
+                ref, got = run(model, True), run(model)
+                rows.append({"batch": int(x.shape[0]), "device": str(device), "dense_us": t["dense"] * 1e6,
+                             "plain_us": t["plain"] * 1e6, "fused_us": t["fused"] * 1e6,
+                             "speedup": t["dense"] / t["fused"], "speedup_vs_plain": t["plain"] / t["fused"],
+                             "max_rel_diff": float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))})
+        finally:
+            model.train(model_was_training)
     return rows

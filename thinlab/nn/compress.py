@@ -37,7 +37,7 @@ def check_model(model, name: str = "model") -> nn.Module:
 
 
 def compressible_layers(model: nn.Module, *, kinds=(nn.Linear,), min_params: int = 0) -> list[str]:
-    """Names of the modules of ``kinds`` with at least ``min_params`` weights (default: every Linear)."""
+    """Names of the modules of ``kinds`` with at least ``min_params`` weights (default: every Linear). Taught in: 01_pruning … 06_pipeline"""
     check_model(model)
     min_params = check_int(min_params, name="min_params", low=0, hint="pass a number of weights, e.g. 1000")
     return [name for name, m in model.named_modules()
@@ -214,7 +214,7 @@ def size_report(model: nn.Module) -> SizeReport:
 
 
 def uncompressed(model: nn.Module) -> nn.Module:
-    """A plain copy with every parametrization baked into ordinary dense weights."""
+    """A plain copy with every parametrization baked into ordinary dense weights. Taught in: 01_pruning … 06_pipeline"""
     model = copy.deepcopy(check_model(model))
     for _, mod in model.named_modules():
         if parametrize.is_parametrized(mod, "weight"):

@@ -185,7 +185,7 @@ def _is_count(v, low=1, high=None) -> bool:
 
 
 def want(arrays, key, shape, dtype, bad) -> np.ndarray:
-    """``arrays[key]`` with exactly ``shape`` and ``dtype`` ("int": any integer dtype), finite; else ``bad(…)``."""
+    """``arrays[key]`` with exactly ``shape`` and ``dtype`` ("int": any integer dtype), finite; else ``bad(…)``. Taught in: 06_pipeline"""
     if key not in arrays:
         raise bad(f"the array {key!r} is missing")
     a = arrays[key]

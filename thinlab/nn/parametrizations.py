@@ -38,6 +38,8 @@ def fake_quant_rows(t: torch.Tensor, n_bits: int) -> tuple[torch.Tensor, torch.T
 
     Returns (dequantised tensor with STE gradient, integer codes, float32 scales (rows,)).
     scale = max|row| / (2**(n_bits-1) - 1) (1 for an all-zero row); codes = round(t / scale).
+
+    Taught in: 04_quantization, 06_pipeline
     """
     qmax = 2 ** (n_bits - 1) - 1
     scale = (t.detach().abs().amax(dim=1).double() / qmax).float()  # (rows,)
@@ -48,7 +50,7 @@ def fake_quant_rows(t: torch.Tensor, n_bits: int) -> tuple[torch.Tensor, torch.T
 
 
 def quant_rows_bytes(shape, n_bits: int) -> int:
-    """Bytes of a 2-D tensor quantised per row: packed codes + one float32 scale per row + shape."""
+    """Bytes of a 2-D tensor quantised per row: packed codes + one float32 scale per row + shape. Taught in: 04_quantization, 06_pipeline"""
     return packed_bits_bytes(int(np.prod(shape)), n_bits) + SCALE_BYTES * int(shape[0]) + shape_bytes(shape)
 
 
