@@ -16,7 +16,10 @@ def test_lesson_02(data, run_lesson_fast):
     fast = course.FAST_PARAMS["02"]
     assert res["data"]["kind"] == ("folder" if data == "shared" else "synthetic")
     base = res["baseline"]
-    assert 0.0 <= base["test_acc"] <= 1.0 and base["bytes"] > 0
+    chance = 1 / (12 if res["task"] == "12class" else 10)
+    # CI trains the baseline 8 epochs (FAST_PARAMS): measured 0.2-0.3 on the synthetic set, chance 0.1
+    assert base["test_acc"] >= chance + 0.06, f"the baseline did not learn: {base['test_acc']:.3f}"
+    assert base["interval"][0] <= base["test_acc"] <= base["interval"][1] and base["se"] > 0
 
     # the spectrum: shapes, energy ranks and break-even ranks of the three hidden layers
     shapes = {n: tuple(s["shape"]) for n, s in res["spectrum"].items()}
@@ -31,10 +34,13 @@ def test_lesson_02(data, run_lesson_fast):
     dense_hidden = sum(4 * Q * R for Q, R in shapes.values())
     sweep = res["svd_sweep"]
     assert [r["rank"] for r in sweep] == fast["RANKS"]
+    def model_bytes(ranks):       # the dense model minus the hidden layers plus their factors
+        return base["bytes"] - dense_hidden + sum(lowrank.lowrank_bytes(shapes[n], k) for n, k in ranks.items())
+
     for r in sweep:
-        want = base["bytes"] - dense_hidden + sum(lowrank.lowrank_bytes(s, r["rank"]) for s in shapes.values())
-        assert r["bytes"] == want
-        assert 0.0 <= r["test_acc"] <= 1.0
+        assert r["bytes"] == model_bytes({n: r["rank"] for n in shapes})
+        for n, s in res["spectrum"].items():      # the energy the sweep kept agrees with the spectrum's rank_90
+            assert (r["energy"][n] >= 0.9) == (r["rank"] >= s["rank_90"]), (n, r["rank"])
     assert all(a["bytes"] < b["bytes"] for a, b in zip(sweep, sweep[1:]))
     for n in shapes:
         energies = [r["energy"][n] for r in sweep]
@@ -44,8 +50,13 @@ def test_lesson_02(data, run_lesson_fast):
     # the rank for a byte budget, and the energy rule
     b = res["budget"]
     assert b["ranks"] == {n: lowrank.rank_for_budget(s, size_fraction=b["size_fraction"]) for n, s in shapes.items()}
+    assert b["bytes"] == model_bytes(b["ranks"])
     e = res["energy_rule"]
-    assert e["ranks"] == {n: s["rank_90"] for n, s in res["spectrum"].items()}
+    assert e["ranks"] == {n: s["rank_90"] for n, s in res["spectrum"].items()} and e["bytes"] == model_bytes(e["ranks"])
+    # mild compression (90% of the energy in every layer) keeps most of what the baseline learned above chance
+    assert e["test_acc"] - chance >= 0.5 * (base["test_acc"] - chance), (e["test_acc"], base["test_acc"])
+    acc_at = {r["rank"]: r["test_acc"] for r in sweep}
+    assert sweep[-1]["test_acc"] > sweep[0]["test_acc"], "the largest swept rank keeps more than rank 1"
 
     # same bytes: SVD (+ fine-tuning), from scratch, and a thin dense net that fits
     matched = res["matched_bytes"]
@@ -53,7 +64,11 @@ def test_lesson_02(data, run_lesson_fast):
     for m in matched:
         assert m["bytes"] == base["bytes"] - dense_hidden + sum(lowrank.lowrank_bytes(s, m["rank"]) for s in shapes.values())
         assert m["thin_dense_bytes"] <= m["bytes"] and m["thin_dense_width"] >= 1
-        assert all(0.0 <= m[k] <= 1.0 for k in ("svd_acc", "finetuned_acc", "scratch_acc", "thin_dense_acc"))
+        if m["rank"] in acc_at:                   # the same truncation scored twice gives the same number
+            assert m["svd_acc"] == acc_at[m["rank"]]
+        trained = {"SVD + fine-tune": m["finetuned_acc"], "factorized from scratch": m["scratch_acc"],
+                   "thin dense": m["thin_dense_acc"]}
+        assert trained[m["highest"]] == max(trained.values()) and set(m["verdicts"]) == set(trained) - {m["highest"]}
         assert set(m["energy"]) == set(shapes)
     assert set(res["energy_at_chosen_ranks"]) == {str(k) for k in fast["FINETUNE_RANKS"]}
 
@@ -70,6 +85,8 @@ def test_lesson_02(data, run_lesson_fast):
     assert errors == sorted(errors, reverse=True)
     assert res["peak_memory_mb"] < 2048
 
+    # the printed summary is the JSON's numbers
+    assert "truncated SVD, no retraining: " + ", ".join(f"rank {r['rank']} {r['test_acc']:.3f}" for r in sweep) in out["text"]
     for name in ("truncated_svd", "lowrank_bytes", "rank_for_budget"):
         assert f"✓ {name} is right" in out["text"]
     assert len(out["charts"]) >= 6 and all("image/svg+xml" in o["data"] for o in out["charts"])

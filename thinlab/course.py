@@ -60,13 +60,13 @@ LESSONS.sort(key=lambda l: l.key)
 
 #: CI-size parameters injected by ``--fast 1`` and by the lesson tests
 FAST_PARAMS = {
-    "00": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "LEAK_SEEDS": [0], "MODELS": ["cnn", "lstm", "dnn"]},
-    "01": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 2, "SPARSITIES": [0.0, 0.5, 0.9, 0.99],
+    "00": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "LEAK_SEEDS": [0], "MODELS": ["cnn", "lstm", "dnn"]},
+    "01": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 2, "SPARSITIES": [0.0, 0.5, 0.9, 0.99],
            "SHOW_CNN": True},
-    "05": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "HALF_EPOCHS": 2, "TRANSFER_EPOCHS": 1},
-    "04": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
+    "05": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "HALF_EPOCHS": 2, "TRANSFER_EPOCHS": 1},
+    "04": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
            "FINETUNE_EPOCHS": 1},
-    "02": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
+    "02": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
            "FINETUNE_EPOCHS": 1},
     "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0], "TIMING_SECONDS": 0.02},
     "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,

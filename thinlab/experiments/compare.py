@@ -107,8 +107,9 @@ def _narrow_plan(shapes, size_fraction):
     return {"bytes": int(nbytes), "size_fraction": nbytes / dense, "detail": {"width": h}}
 
 
-#: the two controls beside the registered methods: no compression, and a narrower plain network
+#: the two controls beside the registered methods: no compression (the reference), and a narrower plain network
 CONTROLS = {"dense": _dense_plan, "narrow": _narrow_plan}
+REFERENCE = "dense"
 
 
 def _train_dense(net, ds, *, model, model_kwargs, recipe, **_):
