@@ -1,0 +1,378 @@
+"""Lesson 06's study around the pipeline: the stage table, the forum's ranges and the targets, the
+students, every method's Pareto points, and the save / reload / timing round trip.
+
+The stages themselves are :mod:`thinlab.experiments.pipeline`; this module runs them one lesson cell
+at a time (:class:`StageTable`), turns the results into the rows the lesson prints and charts, and
+holds the verdicts (forum ranges, the two targets) as data, so tests can check them.
+
+Taught in: 06_pipeline
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from thinlab import stats, train
+from thinlab.experiments import pipeline as pl
+from thinlab.train import finetune
+
+#: what the forum post expected from each stage (quoted expectations, not measurements)
+FORUM = {"prune": (2, 3), "factorize": (3, 5), "quantize": (5, 8), "total": (30, 120)}
+#: (factor at least, points lost at most)
+TARGETS = [(50, 2.0), (100, 5.0)]
+
+
+def eval_set(ds, splits=("test",)) -> dict:
+    """The clips every number is scored on: the splits ``splits`` of ``ds``, concatenated.
+
+    Returns
+    -------
+    dict with ``X`` (N, frames, n_mels) float32, ``y`` (N,), ``speakers`` (N,), ``files`` (N,) and
+    ``splits`` (the names, as given).
+
+    Taught in: 06_pipeline
+    """
+    splits = list(splits)
+    if not splits:
+        raise ValueError("splits=[]: name at least one split, e.g. ['test']")
+    bad = [s for s in splits if not hasattr(ds, f"y_{s}")]
+    if bad:
+        raise ValueError(f"splits {bad} are not in the data set; use 'train', 'val' or 'test'")
+    cat = lambda part: np.concatenate([np.asarray(getattr(ds, f"{part}_{s}")) for s in splits])  # noqa: E731
+    return {"X": cat("X").astype(np.float32), "y": cat("y"), "speakers": cat("speakers"), "files": cat("files"),
+            "splits": splits}
+
+
+def teacher_record(teacher, ev: dict) -> dict:
+    """The teacher's bytes, accuracy (with its speaker-bootstrap interval) and layer shapes on ``ev``.
+
+    ``widths`` are the hidden layers' output widths, ``in_features`` the first layer's input size,
+    ``n_classes`` the output size and ``first_share`` the first hidden layer's share of all Linear
+    weights (the largest one, in lesson 00's DNN).
+
+    Taught in: 06_pipeline
+    """
+    iv = stats.accuracy_interval(stats.correct(teacher, ev["X"], ev["y"]), ev["speakers"])
+    lin = [*teacher.hidden, teacher.out]
+    n_w = [m.in_features * m.out_features for m in lin]
+    return {"bytes": pl.model_bytes(teacher), "acc": iv.accuracy, "se": iv.se, "interval": [iv.low, iv.high],
+            "text": iv.text(), "widths": [m.out_features for m in teacher.hidden],
+            "in_features": lin[0].in_features, "n_classes": teacher.out.out_features,
+            "first_share": n_w[0] / sum(n_w)}
+
+
+class StageTable:
+    """The pipeline run one stage per lesson cell, on two tracks: post-training and fine-tuned.
+
+    ``add(stage, step)`` applies ``step`` (a model → model function, e.g.
+    ``lambda m: pl.stage_prune(m, keep=K)``) to the previous stage's post-training model and to its
+    fine-tuned model, fine-tunes the second for ``finetune_epochs``, scores both on ``ev`` and appends
+    a row ``{stage, bytes, acc_post, acc_ft}`` to ``rows``. ``post`` / ``ft`` map each stage to its model.
+
+    Taught in: 06_pipeline
+    """
+
+    def __init__(self, teacher, ev: dict, X_train, y_train, *, finetune_epochs: int, seed: int = 0, device=None):
+        self.ev, self.X_train, self.y_train = ev, X_train, y_train
+        self.finetune_epochs, self.seed, self.device = finetune_epochs, seed, device
+        acc = pl.accuracy(teacher, ev["X"], ev["y"])
+        self.rows = [{"stage": "dense", "bytes": pl.model_bytes(teacher), "acc_post": acc, "acc_ft": acc}]
+        self.post, self.ft = {"dense": teacher}, {"dense": teacher}
+
+    @property
+    def final(self):
+        """The last stage's fine-tuned model."""
+        return self.ft[self.rows[-1]["stage"]]
+
+    def add(self, stage: str, step) -> dict:
+        """Run one stage on both tracks (see the class); print and return its row."""
+        if stage in self.post:
+            raise ValueError(f"stage {stage!r} is already in the table; name each stage once")
+        prev = self.rows[-1]
+        m_post, m_ft = step(self.post[prev["stage"]]), step(self.ft[prev["stage"]])
+        finetune(m_ft, self.X_train, self.y_train, epochs=self.finetune_epochs, seed=self.seed, progress=False,
+                 desc=stage, device=self.device)
+        nbytes = pl.model_bytes(m_post)
+        if nbytes != pl.model_bytes(m_ft):
+            raise RuntimeError(f"stage {stage}: the two tracks have different structures, hence different bytes")
+        X, y = self.ev["X"], self.ev["y"]
+        row = {"stage": stage, "bytes": nbytes, "acc_post": pl.accuracy(m_post, X, y),
+               "acc_ft": pl.accuracy(m_ft, X, y)}
+        self.rows.append(row)
+        self.post[stage], self.ft[stage] = m_post, m_ft
+        print(f"{stage:>9}: {nbytes:>10,} bytes ({self.rows[0]['bytes'] / nbytes:6.1f}x in all, "
+              f"{prev['bytes'] / nbytes:4.1f}x this stage); accuracy post-training {row['acc_post']:.3f}, "
+              f"fine-tuned {row['acc_ft']:.3f}")
+        return row
+
+
+def stage_table(rows, factors) -> list[dict]:
+    """``rows`` (dense first) with ``stage_factor`` (from ``factors``, one per stage after the first) and
+    ``factor`` (dense bytes / bytes) added; raises when ``factors`` are not the rows' byte ratios.
+
+    Taught in: 06_pipeline
+    """
+    rows = [dict(r) for r in rows]
+    factors = [float(f) for f in factors]
+    if len(factors) != len(rows) - 1:
+        raise ValueError(f"{len(factors)} factors for {len(rows)} rows: expected one per stage after the dense model")
+    want = [a["bytes"] / b["bytes"] for a, b in zip(rows, rows[1:])]
+    if not np.allclose(factors, want, rtol=1e-9):
+        raise ValueError(f"factors {np.round(factors, 3).tolist()} are not bytes before / bytes after "
+                         f"({np.round(want, 3).tolist()})")
+    for r, f in zip(rows, [1.0, *factors]):
+        r["stage_factor"], r["factor"] = f, rows[0]["bytes"] / r["bytes"]
+    return rows
+
+
+def forum_check(rows, forum: dict = FORUM) -> list[dict]:
+    """Each stage's measured factor (and the total) against the forum's expected range ``(lo, hi)``.
+
+    ``rows`` come from :func:`stage_table`. One dict per entry of ``forum`` that was measured:
+    ``stage``, ``expected`` [lo, hi], ``measured``, ``where`` ("inside", "above" or "below") and ``text``.
+
+    Taught in: 06_pipeline
+    """
+    got = {r["stage"]: r["stage_factor"] for r in rows[1:]}
+    got["total"] = rows[0]["bytes"] / rows[-1]["bytes"]
+    out = []
+    for stage, (lo, hi) in forum.items():
+        if stage not in got:
+            continue
+        g = got[stage]
+        where = "inside" if lo <= g <= hi else ("above" if g > hi else "below")
+        out.append({"stage": stage, "expected": [lo, hi], "measured": g, "where": where,
+                    "text": f"{stage:>9}: the forum post expected {lo}-{hi}x, we measured {g:.{2 if g < 10 else 1}f}x "
+                            f"({where} its range)"})
+    return out
+
+
+def waterfall_rows(rows) -> list[dict]:
+    """Rows for :func:`thinlab.charts.waterfall`: ``stage`` ("0 dense", "1 prune", ...) and ``bytes``.
+
+    Taught in: 06_pipeline
+    """
+    return [{"stage": f"{i} {r['stage']}", "bytes": r["bytes"]} for i, r in enumerate(rows)]
+
+
+def accuracy_rows(rows) -> list[dict]:
+    """Long rows ``stage``, ``track`` ("post-training" / "fine-tuned"), ``accuracy`` for a line chart.
+
+    Taught in: 06_pipeline
+    """
+    return [{"stage": f"{i} {r['stage']}", "track": track, "accuracy": r[key]} for i, r in enumerate(rows)
+            for track, key in (("post-training", "acc_post"), ("fine-tuned", "acc_ft"))]
+
+
+def target_verdicts(total: float, lost: float, targets=TARGETS) -> list[dict]:
+    """Each target ``(factor at least, points lost at most)`` against the measured ``total`` factor and
+    ``lost`` points: ``factor_at_least``, ``lost_at_most``, ``met`` and a one-line ``text`` saying by how
+    much a target is missed.
+
+    Taught in: 06_pipeline
+    """
+    out = []
+    for need_x, max_lost in targets:
+        ok = total >= need_x and lost <= max_lost
+        short = [] if total >= need_x else [f"the factor is {need_x / total:.2f}x short"]
+        short += [] if lost <= max_lost else [f"{lost - max_lost:.1f} points too many are lost"]
+        text = (f"target ≥ {need_x}x with ≤ {max_lost:g} points lost: {'MET' if ok else 'not met'} — we have "
+                f"{total:.1f}x and {lost:+.1f} points lost" + (f" ({'; '.join(short)})" if short else ""))
+        out.append({"factor_at_least": need_x, "lost_at_most": max_lost, "met": bool(ok), "text": text})
+    return out
+
+
+def targets_study(rows, hits_final, hits_teacher, speakers, *, n_classes: int, targets=TARGETS) -> tuple[dict, list]:
+    """The final model against the teacher and the targets: ``(record, lines)``.
+
+    ``rows`` from :func:`stage_table` (dense first, final last); ``hits_*`` per-clip correctness on the
+    same clips, ``speakers`` their speakers. ``record``: ``lost_points`` (fine-tuned track),
+    ``lost_points_post_training``, ``noise_points`` (half-width of the paired interval), ``vs_teacher``,
+    ``near_chance`` (teacher below twice chance) and ``verdicts`` (:func:`target_verdicts`); ``lines``
+    are the sentences the lesson prints.
+
+    Taught in: 06_pipeline
+    """
+    acc0, last = rows[0]["acc_ft"], rows[-1]
+    total = rows[0]["bytes"] / last["bytes"]
+    lost, lost_post = 100 * (acc0 - last["acc_ft"]), 100 * (acc0 - last["acc_post"])
+    vs = stats.paired_compare(hits_final, hits_teacher, speakers, a="compressed", b="teacher")
+    verdicts = target_verdicts(total, lost, targets)
+    lines = [v["text"] for v in verdicts]
+    lines.append(f"post-training only (no fine-tuning anywhere) the same {total:.1f}x loses {lost_post:+.1f} points")
+    said = {"within noise": "the loss is within noise", "worse": "the loss is larger than noise",
+            "better": "the compressed model is better beyond noise"}[vs.verdict]
+    lines.append(f"compressed vs teacher on the same {len(hits_final)} clips: paired interval {100 * vs.low:+.1f} to "
+                 f"{100 * vs.high:+.1f} points over {vs.n_speakers} speakers: {said}")
+    chance = 1 / n_classes
+    near = bool(acc0 < 2 * chance)
+    if near:
+        lines.append(f"CAUTION: the teacher scores {acc0:.3f}, close to chance ({chance:.2f}); at this size (FAST mode "
+                     "or synthetic data) the verdicts above say nothing about compression. "
+                     "Run full size on real speech.")
+    if lost < 0:
+        lines.append("negative loss: the compressed model scores higher than the teacher on these clips"
+                     + ("; within the noise, so this is no evidence that compressing helped"
+                        if vs.verdict == "within noise" else ", by more than the noise"))
+    record = {"near_chance": near, "lost_points": lost, "lost_points_post_training": lost_post,
+              "noise_points": 100 * (vs.high - vs.low) / 2, "vs_teacher": vs.as_dict(), "verdicts": verdicts}
+    return record, lines
+
+
+def student_like(teacher, *, keep, method: str, size_fraction: float, n_bits: int, seed: int = 0):
+    """A fresh model with the pipeline's final structure (``keep`` units, ``method`` factors at
+    ``size_fraction``, ``n_bits`` codes), its weights freshly initialised (seeded) for training from scratch.
+
+    Taught in: 06_pipeline
+    """
+    train.seed_everything(seed)
+    m = pl.stage_prune(teacher, keep=keep)      # the structure only: the factors below start random
+    m = pl.stage_factorize(m, method=method, size_fraction=size_fraction, init="random", seed=seed)
+    return pl.stage_quantize(m, n_bits=n_bits)
+
+
+def distillation_study(teacher, ds, ev: dict, *, keep, method: str, size_fraction: float, n_bits: int, epochs: int,
+                       T: float, alpha: float, seed: int = 0, device=None) -> tuple[dict, list, dict]:
+    """Two students of the final structure (:func:`student_like`) trained from scratch for ``epochs``:
+    alone on the labels and distilled from ``teacher`` (:func:`thinlab.experiments.pipeline.distill`).
+
+    Returns ``(record, history_rows, models)``: ``record`` has ``bytes``, ``acc_alone``, ``acc_distilled``
+    (on ``ev``), ``epochs``, ``T``, ``alpha`` and ``vs_alone`` (the paired verdict, distilled vs alone);
+    ``history_rows`` are both runs' epochs with a ``run`` field; ``models`` maps "alone" / "distilled" to
+    the trained students.
+
+    Taught in: 06_pipeline
+    """
+    kw = dict(keep=keep, method=method, size_fraction=size_fraction, n_bits=n_bits, seed=seed)
+    alone, distilled = student_like(teacher, **kw), student_like(teacher, **kw)
+    h_alone = train.fit(alone, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, seed=seed,
+                        progress=False, desc="alone", device=device)
+    h_dist = pl.distill(distilled, teacher, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, T=T,
+                        alpha=alpha, seed=seed, device=device)
+    hits = {k: stats.correct(m, ev["X"], ev["y"]) for k, m in (("alone", alone), ("distilled", distilled))}
+    vs = stats.paired_compare(hits["distilled"], hits["alone"], ev["speakers"], a="distilled", b="alone")
+    record = {"bytes": pl.model_bytes(distilled), "acc_alone": float(hits["alone"].mean()),
+              "acc_distilled": float(hits["distilled"].mean()), "epochs": epochs, "T": T, "alpha": alpha,
+              "vs_alone": vs.as_dict()}
+    hist = [dict(r, run=name) for name, h in (("alone", h_alone), ("distilled", h_dist)) for r in h.rows()]
+    return record, hist, {"alone": alone, "distilled": distilled}
+
+
+def method_points(teacher, ds, ev: dict, *, methods, fractions, finetune_epochs: int, epochs: int, seed: int = 0,
+                  device=None) -> list[dict]:
+    """One Pareto point per (method, size fraction): ``method``, ``bytes`` (whole model), ``acc`` (on ``ev``),
+    ``detail``.
+
+    A method of the registry (:func:`thinlab.nn.methods.names`) compresses the teacher's hidden layers
+    with :func:`thinlab.nn.compress` and is fine-tuned ``finetune_epochs``; any other name (``"narrow"``)
+    is trained from scratch for ``epochs`` by :func:`thinlab.experiments.compare.train_compressed`.
+
+    Taught in: 06_pipeline
+    """
+    from thinlab.experiments import compare
+    from thinlab.nn import compress, methods as registry
+
+    known = set(registry.names())
+    hidden = pl.hidden_layers(teacher)
+    points = []
+    for method in methods:
+        for f in fractions:
+            if method not in known:       # a model trained from scratch at this size (lesson 03's "same size")
+                r = compare.train_compressed(ds, method=method, size_fraction=f, seed=seed, epochs=epochs,
+                                             eval_splits=ev["splits"], device=device)
+                d = r["detail"] or {}
+                detail = f"width {d['width']}" if "width" in d else f"size_fraction {f}"
+                points.append({"method": method, "bytes": int(r["total_bytes"]), "acc": r["acc"], "detail": detail})
+                continue
+            m = compress(teacher, method=method, size_fraction=f, layers=hidden)
+            finetune(m, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=seed, progress=False, desc=method,
+                     device=device)
+            points.append({"method": method, "bytes": pl.model_bytes(m), "acc": pl.accuracy(m, ev["X"], ev["y"]),
+                           "detail": f"size_fraction {f}"})
+    return points
+
+
+def quant_points(teacher, ev: dict, *, methods, bits) -> list[dict]:
+    """One Pareto point per (quantiser, bits): every Linear layer quantised post-training
+    (:func:`thinlab.experiments.quant_sweep.sweep`), named ``"quant: <method>"``.
+
+    Taught in: 06_pipeline
+    """
+    from thinlab.experiments import quant_sweep
+
+    rows = quant_sweep.sweep(teacher, lambda m: pl.accuracy(m, ev["X"], ev["y"]), methods=methods, bits=bits)
+    return [{"method": f"quant: {r['method']}", "bytes": r["bytes"], "acc": r["accuracy"],
+             "detail": f"{r['bits']} bits"}
+            for r in rows]
+
+
+def run_points(rows, students: dict | None = None) -> list[dict]:
+    """Pareto points of the dense teacher, each fine-tuned pipeline stage (``rows`` from :func:`stage_table`)
+    and the two students (``students``: the record of :func:`distillation_study`).
+
+    Taught in: 06_pipeline
+    """
+    pts = [{"method": "dense", "bytes": rows[0]["bytes"], "acc": rows[0]["acc_ft"], "detail": "teacher"}]
+    pts += [{"method": "pipeline", "bytes": r["bytes"], "acc": r["acc_ft"], "detail": r["stage"]} for r in rows[1:]]
+    if students:
+        pts += [{"method": name, "bytes": students["bytes"], "acc": students[f"acc_{name}"], "detail": "student"}
+                for name in ("distilled", "alone")]
+    return pts
+
+
+def with_factors(points, dense_bytes: int) -> list[dict]:
+    """Copies of ``points`` with ``factor`` = dense bytes / bytes. Taught in: 06_pipeline"""
+    return [dict(p, factor=dense_bytes / p["bytes"]) for p in points]
+
+
+def best_at_factor(points, factor: float):
+    """The most accurate point whose ``factor`` is at least ``factor`` (None if none). Taught in: 06_pipeline"""
+    return max((p for p in points if p["factor"] >= factor), key=lambda p: p["acc"], default=None)
+
+
+def save_and_time(model, teacher, path, X, *, device=None) -> tuple[dict, object]:
+    """Save ``model`` (:func:`thinlab.nn.save_compressed`), reload it on the CPU, check it computes the same
+    thing on ``X``, and time the teacher, the reloaded model and the reloaded model decoded once to dense.
+
+    Returns ``(record, reloaded)``: ``record`` has ``file_bytes``, ``report_bytes`` (:func:`size_report`),
+    ``overhead_bytes``, ``max_logit_diff``, ``same_predictions`` and ``timing_ms`` (best of 5 over all of
+    ``X``, per model). Raises when the reload differs.
+
+    Taught in: 06_pipeline
+    """
+    from thinlab.nn import load_compressed, save_compressed, size_report, uncompressed
+
+    file_bytes = save_compressed(model, path)
+    reloaded = load_compressed(path)
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        xt = torch.as_tensor(np.asarray(X, dtype=np.float32))
+        diff = float((model.eval()(xt.to(dev)).cpu() - reloaded.eval()(xt)).abs().max())   # reloaded on the CPU
+    same = bool((train.predict(model, X) == train.predict(reloaded, X)).all())
+    if not (same and diff < 1e-4):
+        raise AssertionError(f"the reloaded model differs (max |Δlogit| = {diff:.2e}, same predictions: {same})")
+    report = int(size_report(model).total_bytes)
+    models = {"dense teacher": teacher, "compressed, as stored": reloaded,
+              "compressed, decoded once": uncompressed(reloaded)}
+    ms = {name: 1000 * pl.time_inference(m, X) for name, m in models.items()}
+    record = {"file_bytes": int(file_bytes), "report_bytes": report, "overhead_bytes": int(file_bytes) - report,
+              "max_logit_diff": diff, "same_predictions": same, "timing_ms": ms}
+    return record, reloaded
+
+
+def summary_lines(rows, verdicts, students: dict) -> list[str]:
+    """The closing sentences of lesson 06, from this run's stage rows, target verdicts and students.
+
+    Taught in: 06_pipeline
+    """
+    total = rows[0]["bytes"] / rows[-1]["bytes"]
+    lost = 100 * (rows[0]["acc_ft"] - rows[-1]["acc_ft"])
+    out = [f"The pipeline took the DNN from {rows[0]['bytes']:,} to {rows[-1]['bytes']:,} bytes ({total:.0f}x): "
+           + ", ".join(f"{r['stage']} {r['stage_factor']:.1f}x" for r in rows[1:]) + ".",
+           f"Accuracy went from {rows[0]['acc_ft']:.3f} to {rows[-1]['acc_ft']:.3f} with fine-tuning after each stage "
+           f"({rows[-1]['acc_post']:.3f} without)."]
+    out += [f"Target ≥ {v['factor_at_least']}x with ≤ {v['lost_at_most']:g} points lost: "
+            + ("met." if v["met"] else f"not met (we have {total:.0f}x and {lost:+.1f} points).") for v in verdicts]
+    out.append(f"A student of the same size trained from scratch reached {students['acc_alone']:.3f} alone and "
+               f"{students['acc_distilled']:.3f} distilled.")
+    return out
