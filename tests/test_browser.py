@@ -1,11 +1,18 @@
-"""Browser test: an explorer in real JupyterLab, in headless Chromium, with no network.
+"""Browser tests: explorers in real JupyterLab, in headless Chromium, with no network.
 
 JupyterLab is started on 127.0.0.1 (a free port, a token, a temporary root dir, settings and
-runtime dirs), a notebook that displays an explorer is opened in headless Chromium through
-selenium and run from the Run menu; the test waits for the widget and its Vega chart, reads the
-chart's SVG and the readout, moves the slider with the keyboard and asserts both changed, and
-that the page asked nothing of any host but 127.0.0.1 (Chrome's performance log). A screenshot
-goes to /tmp/thinlab_browser.png.
+runtime dirs).
+
+* ``test_explorer_in_jupyterlab``: a notebook that displays an explorer is opened in headless
+  Chromium through selenium and run from the Run menu; the test waits for the widget and its Vega
+  chart, reads the chart's SVG and the readout, moves the slider with the keyboard and asserts both
+  changed, and that the page asked nothing of any host but 127.0.0.1 (Chrome's performance log). A
+  screenshot goes to /tmp/thinlab_browser.png.
+* ``test_executed_lesson_opens_with_static_explorers``: lesson 04 is executed at CI size by the
+  course runner (headless, as ``make lessons`` does), then opened in JupyterLab *without running
+  it*, as a student opens a saved notebook: no raw ``VBox(`` text may appear anywhere in the page,
+  and the explorer's static image (with its "run the notebook" note) must be drawn. Screenshot:
+  /tmp/thinlab_browser_lesson.png.
 
 Chromium and chromedriver come from Debian (``chromium``, ``chromium-driver``); when missing they
 are installed with apt-get (needs root), else the test fails saying how to install them.
@@ -36,8 +43,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOT = Path("/tmp/thinlab_browser.png")
+LESSON_SCREENSHOT = Path("/tmp/thinlab_browser_lesson.png")
 #: the whole test must finish within this many seconds (installing Chromium excepted)
 BUDGET = 120
+#: the executed-lesson test: its browser part (the lesson's CI run before it is the lesson's own cost)
+LESSON_BUDGET = 90
+#: the lesson opened as saved (the cheapest CI run with an explorer, as in tests/test_site.py: the bits explorer)
+LESSON = "04"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 #: the notebook the test runs: an explorer on a random layer (a lesson can replace it)
@@ -133,6 +145,10 @@ def jupyter_lab(root: Path, state: Path, deadline: Deadline):
     notes.mkdir(parents=True, exist_ok=True)
     (notes / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
                                                                          "checkForUpdates": False}))
+    # every cell in the DOM (not only those in view), so the page's text is the whole notebook's
+    tracker = dirs["settings"] / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(dirs["config"]), "JUPYTER_DATA_DIR": str(dirs["data"]),
            "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]), "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
            "JUPYTERLAB_WORKSPACES_DIR": str(dirs["workspaces"]), "OPENBLAS_NUM_THREADS": "1"}
@@ -298,5 +314,73 @@ def test_explorer_in_jupyterlab(tmp_path):
             with contextlib.suppress(Exception):
                 errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
                 print("browser console errors:", *errors[:20], sep="\n  ")
+            print("jupyter log tail:\n", (tmp_path / "jupyter" / "jupyter.log").read_text()[-3000:])
+            raise
+
+
+def executed_lesson(root: Path, key: str) -> Path:
+    """Execute lesson ``key`` at CI size into ``root`` with the course runner (headless, synthetic data, no
+    download) and check its saved outputs; returns the executed notebook."""
+    from thinlab import course
+    from thinlab.widgets.base import NOTE
+
+    t0 = time.monotonic()
+    course.run_lesson(key, fast=True, data="synthetic", out_dir=root, progress=False, extra={"DOWNLOAD": False})
+    path = root / course.lesson(key).notebook
+    print(f"[lesson {key} executed at CI size in {time.monotonic() - t0:.0f} s]", flush=True)
+    nb = nbformat.read(path, as_version=4)
+    outs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outs if o.output_type == "error"]
+    shown = [o.data for o in outs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    # the only widgets left are explorers (progress bars are text when headless), each with its note and image
+    assert shown, f"lesson {key} displays no explorer"
+    for data in shown:
+        assert NOTE in data["text/plain"] and "VBox(" not in data["text/plain"], data["text/plain"][:200]
+        assert "<img" in data.get("text/html", "") and "data:image/png;base64," in data["text/html"]
+    return path
+
+
+def test_executed_lesson_opens_with_static_explorers(tmp_path, lesson_cache):
+    """A saved, executed lesson opened (not run) in JupyterLab: no ``VBox(`` text, the explorer's image shown."""
+    ensure_chromium()
+    root = tmp_path / "root"
+    root.mkdir()
+    open_saved(root, executed_lesson(root, LESSON).name, tmp_path)
+
+
+def open_saved(root: Path, notebook: str, tmp_path: Path) -> None:
+    """Open ``root/notebook`` in JupyterLab without running it; check the page as a reader sees it."""
+    from selenium.webdriver.common.by import By
+
+    from thinlab.widgets.base import NOTE
+
+    n_cells = len(nbformat.read(root / notebook, as_version=4).cells)
+    deadline = Deadline(LESSON_BUDGET)
+    with jupyter_lab(root, tmp_path / "jupyter", deadline) as (base, token), \
+            chromium(tmp_path / "chrome") as driver:
+        try:
+            driver.get(f"{base}/lab/tree/{notebook}?token={token}")
+            deadline.wait(f"all {n_cells} cells in the page", lambda: len(driver.find_elements(
+                By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell")) >= n_cells, limit=60)
+            img = deadline.wait("the explorer's static image", lambda: driver.execute_script(
+                "const i = document.querySelector('.jp-OutputArea-output img.thinlab-static-chart,"
+                " .jp-OutputArea-output img[src^=\"data:image/png\"]');"
+                "if (!i) return null; i.scrollIntoView({block: 'center'});"
+                "return i.complete && i.naturalWidth > 0 ? i : null;"), limit=30)
+            time.sleep(0.5)
+            box = img.rect
+            assert box["width"] > 200 and box["height"] > 100, f"the static image is drawn {box}"
+            assert img.is_displayed()
+            text = driver.execute_script("return document.querySelector('.jp-NotebookPanel .jp-Notebook').textContent")
+            assert len(text) > 2000, "the notebook's text did not load"
+            assert "VBox(" not in text, "raw widget repr text in the opened lesson: " + \
+                text[max(0, text.index("VBox(") - 200):text.index("VBox(") + 100]
+            assert NOTE in text, "the explorer's note is not shown"
+            assert "Error displaying widget" not in text
+            driver.save_screenshot(str(LESSON_SCREENSHOT))
+            deadline.mark("checked the page; screenshot taken")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                driver.save_screenshot(str(LESSON_SCREENSHOT))
             print("jupyter log tail:\n", (tmp_path / "jupyter" / "jupyter.log").read_text()[-3000:])
             raise

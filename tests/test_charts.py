@@ -257,27 +257,158 @@ def _unit(**kw):
             **kw}
 
 
-def test_lint_catches_each_rule():
-    good = _unit()
-    assert charts.lint(good) == []
-    too_many = _unit(encoding={**good["encoding"], "color": {"field": "c", "type": "nominal"}})
-    assert [p[:6] for p in charts.lint(too_many)] == ["rule 1"]
-    assert charts.lint(_unit(encoding={**good["encoding"], "color": {"field": "a", "type": "quantitative"}})) == []
-    symlog = _unit(encoding={**good["encoding"], "y": {"field": "b", "type": "quantitative",
-                                                       "scale": {"type": "symlog"}}})
-    assert [p[:6] for p in charts.lint(symlog)] == ["rule 2"]
-    log_bare = _unit(encoding={**good["encoding"], "x": {"field": "a", "type": "quantitative",
-                                                         "scale": {"type": "log"}}})
-    assert [p[:6] for p in charts.lint(log_bare)] == ["rule 3"]
-    log_ok = _unit(encoding={**good["encoding"], "x": {"field": "a", "type": "quantitative", "scale": {"type": "log"},
-                                                       "axis": {"tickCount": 5, "labelOverlap": True}}})
-    assert charts.lint(log_ok) == []
-    rect = _unit(mark={"type": "rect"}, encoding={"x": {"field": "a", "type": "ordinal", "axis": None},
-                                                  "y": {"field": "b", "type": "ordinal"}})
-    assert [p[:6] for p in charts.lint(rect)] == ["rule 4"]
-    long_title = _unit(title="x" * 61)
-    assert [p[:6] for p in charts.lint(long_title)] == ["rule 5"]
-    assert charts.lint(_unit(title=["x" * 60, "y" * 60])) == []
+def _enc(**channels):
+    good = _unit()["encoding"]
+    return {**good, **channels}
+
+
+def _rule_layer(text=True, label="target"):
+    rows = [{"at": 5, "label": label}]
+    rule = {"data": {"values": rows}, "mark": "rule", "encoding": {"x": {"field": "at", "type": "quantitative"}}}
+    layer = [_unit(), rule]
+    if text:
+        layer.append({"data": {"values": rows}, "mark": "text",
+                      "encoding": {"x": {"field": "at", "type": "quantitative"}, "text": {"field": "label"}}})
+    return {"layer": layer, "width": 300}
+
+
+def _heat(**axes):
+    rows = [{"r": i, "c": j, "v": i * j} for i in range(4) for j in range(4)]
+    enc = {"x": {"field": "c", "type": "ordinal", "title": "column"}, "y": {"field": "r", "type": "ordinal", "title": "row"},
+           "color": {"field": "v", "type": "quantitative"}}
+    for ch, extra in axes.items():
+        enc[ch] = {**enc[ch], **extra}
+    return {"data": {"values": rows}, "mark": "rect", "encoding": enc}
+
+
+def _log_x(values, width=300, domain=(1, 1e6), **axis):
+    rows = [{"a": v, "b": 1} for v in (domain[0], domain[1])]
+    return {"data": {"values": rows}, "mark": "point", "width": width,
+            "encoding": {"x": {"field": "a", "type": "quantitative", "scale": {"type": "log", "domain": list(domain)},
+                               "axis": {"values": values, "labelOverlap": "greedy", **axis}},
+                         "y": {"field": "b", "type": "quantitative"}}}
+
+
+_MANY = [{"a": i, "b": i + 1, "c": f"c{i}"} for i in range(12)]
+_LONG = "a legend label of well over thirty characters, cut"
+
+# rule → (a spec that breaks it, a spec that keeps it)
+RULE_CASES = {
+    "rule 1 colours": (_unit(encoding=_enc(color={"field": "c", "type": "nominal"})),
+                       _unit(encoding=_enc(color={"field": "a", "type": "quantitative"}))),
+    "rule 1 colours across layers": (
+        {"layer": [{"data": {"values": [r for r in _MANY if r["a"] < 6]}, "mark": "point",
+                    "encoding": _enc(color={"field": "c", "type": "nominal"})},
+                   {"data": {"values": [dict(r, c=f"d{r['a']}") for r in _MANY if r["a"] < 6]}, "mark": "line",
+                    "encoding": _enc(color={"field": "c", "type": "nominal"})}]},
+        {"layer": [{"data": {"values": [r for r in _MANY if r["a"] < 6]}, "mark": "point",
+                    "encoding": _enc(color={"field": "c", "type": "nominal"})}]}),
+    "rule 2 symlog": (_unit(encoding=_enc(y={"field": "b", "type": "quantitative", "scale": {"type": "symlog"},
+                                             "axis": {"values": [0, 10]}})),
+                      _unit(encoding=_enc(y={"field": "b", "type": "quantitative", "scale": {"type": "symlog"},
+                                             "axis": {"values": [0, 1, 4, 13]}}))),
+    "rule 3 log ticks": (_log_x([1e3], labelExpr=charts._LABEL_SI),             # one tick inside the domain
+                         _log_x([1, 1e3, 1e6], labelExpr=charts._LABEL_SI)),
+    "rule 3 log tickCount": (_unit(encoding=_enc(x={"field": "a", "type": "quantitative", "scale": {"type": "log"},
+                                                     "axis": {"tickCount": 5, "labelOverlap": True}})),
+                             _log_x([1, 100, 1e4, 1e6], labelExpr=charts._LABEL_SI)),
+    "rule 4 heatmap axis hidden": (_heat(x={"axis": None}), _heat()),
+    "rule 4 heatmap untitled": (_heat(y={"title": ""}), _heat(y={"title": "output unit"})),
+    "rule 4 heatmap no labels": (_heat(x={"axis": {"labels": False}}), _heat(x={"axis": {"labelAngle": 0}})),
+    "rule 5 title chars": (_unit(title="x" * 61), _unit(title=["x" * 40, "y" * 40])),
+    "rule 6 unlabelled rule": (_rule_layer(text=False), _rule_layer()),
+    "rule 6 empty label": (_rule_layer(label=""), _rule_layer(label="64 KB")),
+    "rule 7 log labels collide": (_log_x([1, 10, 100, 1e3, 1e4, 1e5, 1e6], width=120, format=","),  # "10,000" at 20 px
+                                  _log_x([1, 1e3, 1e6], width=120, labelExpr=charts._LABEL_SI)),
+    "rule 7 categories collide": (
+        {"data": {"values": [{"k": f"category {i}", "v": i} for i in range(8)]}, "mark": "bar", "width": 160,
+         "encoding": {"x": {"field": "k", "type": "nominal", "axis": {"labelAngle": 0}},
+                      "y": {"field": "v", "type": "quantitative"}}},
+        {"data": {"values": [{"k": f"category {i}", "v": i} for i in range(8)]}, "mark": "bar", "width": 160,
+         "encoding": {"x": {"field": "k", "type": "nominal"}, "y": {"field": "v", "type": "quantitative"}}}),
+    "rule 8 title wider than chart": (_unit(title="a title of fifty-odd characters, too wide", width=150),
+                                      _unit(title=["a title of fifty-odd", "characters, wrapped"], width=150)),
+    "rule 8 legend label cut": (
+        _unit(data={"values": [{"a": 1, "b": 2, "c": _LONG}]}, encoding=_enc(color={"field": "c", "type": "nominal"})),
+        _unit(data={"values": [{"a": 1, "b": 2, "c": _LONG}]},
+              encoding=_enc(color={"field": "c", "type": "nominal", "legend": {"labelLimit": 320}}))),
+    "rule 8 text clipped": (
+        {"layer": [_unit(), {"mark": {"type": "text", "clip": True}, "encoding": _enc(text={"field": "c"})}]},
+        {"layer": [_unit(), {"mark": {"type": "text", "clip": False}, "encoding": _enc(text={"field": "c"})}]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RULE_CASES))
+def test_lint_fails_a_chart_that_breaks_a_rule_and_passes_one_that_keeps_it(case):
+    bad, good = RULE_CASES[case]
+    rule = " ".join(case.split()[:2])
+    problems = charts.lint(bad)
+    assert problems and all(p.startswith(rule + " ") for p in problems), problems
+    assert charts.lint(good) == [], charts.lint(good)
+    assert charts.lint(_unit()) == []
+
+
+def test_the_label_estimate_matches_what_vega_draws():
+    """tick_label reproduces the labels of the rendered SVG (the width estimate rests on it)."""
+    for lo, hi, want in [(2e-9, 6e4, {"1e-9", "1e-7", "0.1", "10", "1000"}), (3, 4e6, {"1", "100", "10k", "1M"})]:
+        chart = charts.lines([{"x": lo, "y": 1}, {"x": hi, "y": 2}], x="x", y="y", log_x=True)
+        axis = chart.to_dict()["encoding"]["x"]["axis"]
+        labels = {charts.tick_label(v, axis) for v in axis["values"]}
+        assert want <= labels and labels <= set(_svg_texts(chart))
+
+
+def test_log_ticks_are_thinned_to_fit_a_narrow_axis():
+    rows = [{"x": x, "y": 1.0} for x in (1e-9, 1e6)]
+    wide = charts.lines(rows, x="x", y="y", log_x=True, width=600).to_dict()["encoding"]["x"]["axis"]["values"]
+    narrow = charts.lines(rows, x="x", y="y", log_x=True, width=110).to_dict()
+    ticks = narrow["encoding"]["x"]["axis"]["values"]
+    assert 2 <= len(ticks) < len(wide) and ticks[0] == wide[0]
+    assert charts.lint(narrow) == []
+    dense = charts.fit_log_ticks([1, 2, 5, 10, 20, 50, 100], [1, 100], length=60)
+    assert dense == [1, 10, 100] or len(dense) < 3          # the 2s and 5s go first
+
+
+def test_heatmap_ticks_fit_small_images_and_titles_wrap_to_the_width():
+    small = charts.heatmap(np.zeros((512, 2000)), x="input", y="output", width=120, height=60, title="W of hidden.0 (512, 2000)")
+    spec = small.to_dict()
+    assert charts.lint(spec) == []
+    assert len(spec["encoding"]["x"]["axis"]["values"]) >= 2
+    assert all(len(line) * charts.TITLE_CHAR_PX <= 120 for line in charts._title_lines(spec["title"]))
+
+
+def test_histogram_rules_are_labelled_by_default():
+    spec = charts.histogram(np.linspace(-1, 1, 200), rules=[-0.25, 0.25]).to_dict()
+    labels = {r.get("label") for r in _data(spec) if "at" in r}
+    assert labels == {"-0.25", "0.25"} and charts.lint(spec) == []
+
+
+def test_long_legend_and_category_labels_are_kept_whole():
+    rows = [{"k": "uniform symmetric, per tensor, 4 bits", "v": 1.0, "x": 1}, {"k": "k-means", "v": 2.0, "x": 2}]
+    for chart in (charts.lines(rows, x="x", y="v", color="k"), charts.bars(rows, x="k", y="v")):
+        assert charts.lint(chart) == []
+        assert charts.svg_problems(_bundle(chart)["image/svg+xml"]) == []
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_every_builder_draws_a_static_svg_with_nothing_cut(name):
+    """The offline SVG holds every title, legend and label whole: none shortened with '…', none reaching
+    outside the SVG's viewBox or outside the clip rectangle of its group."""
+    svg = _bundle(BUILDERS[name]())["image/svg+xml"]
+    assert charts.svg_problems(svg) == []
+
+
+def test_svg_check_finds_cut_text():
+    rows = [{"x": i, "y": i, "k": _LONG + " and longer still"} for i in range(3)]
+    legend_cut = alt.Chart(alt.Data(values=rows)).mark_point().encode(x="x:Q", y="y:Q", color="k:N")
+    assert any("'…'" in p for p in charts.svg_problems(_bundle(legend_cut)["image/svg+xml"]))
+    edge = [{"x": 10, "y": 1, "t": "a label that runs far past the right edge"}, {"x": 0, "y": 0, "t": "x"}]
+    clipped = alt.Chart(alt.Data(values=edge)).mark_text(clip=True, align="left").encode(
+        x="x:Q", y="y:Q", text="t:N").properties(width=200)
+    assert any("reaches outside" in p for p in charts.svg_problems(_bundle(clipped)["image/svg+xml"]))
+    title = charts.lines([{"x": 1, "y": 2}, {"x": 2, "y": 3}], x="x", y="y", width=150,
+                         title="a title that is long enough to need wrapping at this width")
+    svg = _bundle(title)["image/svg+xml"]
+    assert charts.svg_problems(svg) == [] and "<tspan" in svg     # wrapped lines, all inside
 
 
 def test_lint_walks_nested_specs_and_named_datasets():

@@ -107,30 +107,121 @@ def test_verdict_sentences():
                {"method": "prune", "factor": 20, "acc_mean": 0.85}, {"method": "dense", "factor": 1, "acc_mean": 0.9}]
     rel = [{"method": "lowrank", "factor": 20, "verdict": "better"}, {"method": "prune", "factor": 20, "verdict": "worse"}]
     (line,) = study.verdict_lines(rel, summary, [20, 100], ["dense", "deepthin", "lowrank", "prune"])
-    assert line.startswith("1/20: DeepThin 0.800; best here: prune 0.850")
-    assert "DeepThin better than lowrank" in line and "DeepThin worse than prune" in line
-    wl = study.wins_and_losses(rel, [20], n_speakers=7)
-    assert wl[0].startswith("At every size some method beats DeepThin") and "prune at 1/20" in wl[1]
-    assert study.wins_and_losses(rel[:1], [20], n_speakers=7)[0].startswith("At 1/20 no method beats")
+    assert line.startswith("1/20: DeepThin 0.800; highest mean: prune 0.850")
+    assert "DeepThin better than lowrank (beyond noise)" in line and "DeepThin worse than prune (beyond noise)" in line
     (note,) = study.floor_notes([(20, "hidden.1")], summary)
     assert note.startswith("At 1/20, hidden.1 sit at their floor") and "nan" in note   # no shuffled run
 
 
-def _trow(batch, dense_us, fused_us, layer="x", Q=2048, R=2048):
+def _runs(accs: dict, n_spk: int = 12, per: int = 10, seed: int = 0):
+    """Fake comparison runs: method → (factor → per-clip accuracy), hits drawn on the same clips."""
+    g = np.random.default_rng(seed)
+    spk = [f"s{i // per}" for i in range(n_spk * per)]
+    return [{"method": m, "size_fraction": 1 / F, "seed": 0, "hits": (g.random(len(spk)) < a).tolist(), "speakers": spk}
+            for m, by in accs.items() for F, a in by.items()]
+
+
+def test_comparisons_and_interpretations_follow_the_numbers():
+    runs = _runs({"deepthin": {20: 0.9, 100: 0.5}, "deepthin_shuffled": {20: 0.3, 100: 0.5}, "hashed": {20: 0.9, 100: 0.95}})
+    cmps = study.comparisons(runs)
+    rel = {(r["method"], r["factor"]): r for r in compare.paired_verdicts(runs)}
+    assert set(cmps) == set(rel) and all(cmps[k].verdict == rel[k]["verdict"] for k in rel)   # the same verdicts
+    assert cmps[("deepthin_shuffled", 20)].verdict == "better" and cmps[("hashed", 100)].verdict == "worse"
+    lines = study.interpretations(cmps, [20, 100], ["dense", "deepthin", "deepthin_shuffled", "hashed"])
+    for (m, F), c in cmps.items():
+        (s,) = [x for x in lines if x.startswith(f"1/{F}, DeepThin against {study.LABELS[m]}:")]
+        assert (f"DeepThin {c.acc_a:.3f} vs {study.LABELS[m]} {c.acc_b:.3f}" if c.diff != 0 else f"both {c.acc_a:.3f}") in s
+        assert ("ahead" in s) == (c.diff > 0) and ("behind" in s) == (c.diff < 0)
+        assert ("beyond noise" in s) == (c.verdict != "within noise")
+    summary = {m: x for m in ("deepthin_shuffled", "hashed") for x in lines if x.startswith(f"→ DeepThin against {study.LABELS[m]}")}
+    # shuffled: expected "similar"; beyond noise at 1/20 is against it, so the reasons are printed
+    assert "better beyond noise at 1/20;" in summary["deepthin_shuffled"] and "Known reasons" in summary["deepthin_shuffled"]
+    assert "within noise at 1/100" in summary["deepthin_shuffled"] and "parameter count" in summary["deepthin_shuffled"]
+    assert "worse beyond noise at 1/100" in summary["hashed"] and "2048 wide" in summary["hashed"]
+    answer = study.relayout_answer(cmps, [20, 100])
+    assert answer.startswith("Does the re-layout buy accuracy") and "Yes at 1/20" in answer
+    same = study.comparisons(_runs({"deepthin": {20: 0.5}, "deepthin_shuffled": {20: 0.5}}, seed=3))
+    if same[("deepthin_shuffled", 20)].verdict == "within noise":
+        assert "Not in this run" in study.relayout_answer(same, [20])
+        (line,) = [x for x in study.interpretations(same, [20], ["deepthin_shuffled"]) if x.startswith("→")]
+        assert line.endswith("as expected at every size.") and "Known reasons" not in line
+    with pytest.raises(ValueError, match="hits"):
+        study.comparisons([{"method": "deepthin", "size_fraction": 0.05}])
+
+
+def test_explorer_start_is_computed():
+    rows = [{"factor": 2, "accuracy": 0.8}, {"factor": 10, "accuracy": 0.6}, {"factor": 50, "accuracy": 0.1}]
+    F, why = study.explorer_start(rows, baseline=0.85, chance=0.1)
+    assert F == 10 and "10x" in why and "0.600" in why                     # 0.6 ≥ 0.1 + 0.5·0.75
+    F, why = study.explorer_start([dict(r, accuracy=0.1) for r in rows], baseline=0.85, chance=0.1)
+    assert F == 2 and why.startswith("no factor here keeps")
+    F, why = study.explorer_start(rows, baseline=0.105, chance=0.1)
+    assert F == 2 and "near chance" in why                                  # nothing to keep: the smallest factor
+    with pytest.raises(ValueError):
+        study.explorer_start([], baseline=0.8, chance=0.1)
+
+
+def test_tables():
+    summary = [{"method": "deepthin", "factor": 20, "acc_mean": 0.8, "acc_std": 0.01},
+               {"method": "dense", "factor": 1, "acc_mean": 0.9, "acc_std": 0.0}]
+    rows = study.accuracy_table(summary, ["dense", "deepthin", "lowrank"])
+    assert rows == [{"method": "dense", "full size": "0.900 ± 0.000", "1/20": None},
+                    {"method": "deepthin", "full size": None, "1/20": "0.800 ± 0.010"}]
+    rel = [{"method": "hashed", "factor": 20, "relative_improvement": 0.1},
+           {"method": "hashed", "factor": 100, "relative_improvement": -0.3},
+           {"method": "lowrank", "factor": 20, "relative_improvement": 0.2}]
+    t = {r["method"]: r for r in study.relative_table(rel, {"hashed": 0.06})}
+    assert t["hashed"]["average"] == pytest.approx(-0.1) and t["hashed"]["paper (TFKaldi)"] == 0.06
+    assert t["lowrank"]["1/100"] is None and t["lowrank"]["paper (TFKaldi)"] is None
+
+
+def _trow(batch, dense_us, fused_us, layer="x", Q=2048, R=2048, **kw):
     return {"batch": batch, "layer": layer, "Q": Q, "R": R, "dense_bytes": 4 * Q * R, "stored_bytes": 40_000,
-            "dense_us": dense_us, "fused_us": fused_us, "speedup": dense_us / fused_us, "method": "fft"}
+            "dense_us": dense_us, "fused_us": fused_us, "speedup": dense_us / fused_us, "method": "fft", **kw}
 
 
 def test_timing_table_and_notes():
     paper = [_trow(1, 1000.0, 100.0), _trow(32, 3200.0, 3200.0)]
-    course = [_trow(1, 10.0, 20.0, layer="hidden.1", Q=512, R=512)]
+    course = [_trow(1, 10.0, 20.0, layer="hidden.1", Q=512, R=512, factor=20),
+              _trow(1, 30.0, 60.0, layer="all", Q=2000, R=512, factor=20)]
     table = study.timing_table({"paper": paper})
-    assert table[0]["dense MB read"] == pytest.approx(16.0) and table[1]["speedup"] == 1.0
+    assert table[0]["dense weights"] == 4 * 2048 * 2048 and table[1]["speedup"] == 1.0
     notes = study.timing_notes(paper, paper, course, caches={"L2": 2**20, "L3": None}, batches=(1, 32), threads=2)
-    assert notes[0].startswith("Bytes: at batch 1 the dense 2048 x 2048 product reads 16 MB") and "10.0x" in notes[0]
-    assert "beyond L2 (1.0 MB)" in notes[2] and "the size of L3 unknown" in notes[2]
-    assert notes[3].startswith("Small layers") and notes[-1].startswith("Threads: both sides ran on 2")
-    assert len(study.timing_notes(paper, paper, [], caches={}, batches=(1, 32), threads=1)) == 4
+    assert notes[0].startswith("Where it wins") and "the course DNN at 1/20 at batch 1 (0.50x)" in notes[0].split("where it does not")[1]
+    assert notes[1].startswith("Bytes: at batch 1 the dense 2048 x 2048 product reads 16 MB") and "10.00x: the fused product is faster" in notes[1]
+    assert "16.8 GB/s" in notes[1] and "far below" not in notes[1]          # 16 MB in 1 ms
+    slow = study.timing_notes([_trow(1, 1e5, 100.0), paper[1]], paper, course, caches={}, batches=(1, 32), threads=2)
+    assert "0.2 GB/s is far below" in slow[1]                              # 16 MB in 100 ms: a busy machine
+    assert "speedup falls: 10.00x to 1.00x" in notes[2] and "The dense product gained more" in notes[2]
+    assert "beyond L2 (1.0 MB)" in notes[3] and "the size of L3 unknown" in notes[3]
+    assert notes[4].startswith("Small layers") and "slower" in notes[4] and "little reading to save" in notes[4]
+    assert notes[-1].startswith("Threads: both sides ran on 2")
+    assert len(study.timing_notes(paper, paper, [], caches={}, batches=(1, 32), threads=1)) == 5
+
+
+@pytest.mark.parametrize("scale", [0.01, 0.3, 1.0, 3.0, 100.0])
+def test_timing_notes_never_contradict_their_numbers(scale):
+    """At any speedup, every direction word in the notes is the one the numbers give."""
+    g = np.random.default_rng(int(scale * 100))
+    paper = [_trow(1, 1000.0, 1000.0 / scale), _trow(32, 3200.0 * g.uniform(0.5, 3), 3200.0 / scale * g.uniform(0.5, 3))]
+    tf = [_trow(1, 9000.0, 9000.0 / scale * g.uniform(0.5, 2), layer="all"), _trow(32, 9e4, 9e4 / scale, layer="all")]
+    course = [_trow(1, 10.0, 10.0 / scale * g.uniform(0.5, 2), layer="hidden.1", Q=512, R=512, factor=20),
+              _trow(1, 30.0, 30.0 / scale, layer="all", Q=2000, R=512, factor=20)]
+    notes = study.timing_notes(paper, tf, course, caches={"L2": 2**21, "L3": 2**25}, batches=(1, 32), threads=2)
+    wins, losses = notes[0].split("where it does not")
+    for label, rows in (("the 2048 x 2048 layer", paper), ("the TFKaldi network", tf)):
+        for r in rows:
+            said = f"{label} at batch {r['batch']} ({r['speedup']:.2f}x)"
+            assert said in (wins if r["speedup"] > 1 else losses)
+    b1 = paper[0]
+    faster = "the fused product is faster" in notes[1]
+    assert faster == (b1["speedup"] >= 1.05) and ("slower" in notes[1]) == (b1["speedup"] <= 1 / 1.05)
+    assert ("did not pay" in notes[1]) == (b1["speedup"] <= 1)
+    s1, sB = paper[0]["speedup"], paper[1]["speedup"]
+    word = "falls" if sB < s1 / 1.05 else "rises" if sB > s1 * 1.05 else "stays about the same"
+    assert f"speedup {word}:" in notes[2]
+    small = course[0]
+    assert ("little reading to save" in notes[4]) == (small["speedup"] <= 1)
 
 
 def test_projection_rows_score_the_projection():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from thinlab import lowrank
+from thinlab import lowrank, stats
 from thinlab.experiments import lowrank_study as study
 from thinlab.experiments.setup import Lesson
 from thinlab.models import build_model
@@ -132,3 +132,94 @@ def test_explorer_rows_score_each_truncation():
     rows = study.explorer_rows(W, (1, 3, 100), evaluate=lambda w: seen.append(w) or float(np.linalg.matrix_rank(w)))
     assert [r["rank"] for r in rows] == [1, 3] and [r["val accuracy"] for r in rows] == [1.0, 3.0]
     assert all(w.dtype == np.float32 for w in seen)
+
+
+# ---------------------------------------------------------------- every baseline at a byte budget, the challenge
+
+def _tiny(name, seed=0):
+    import torch
+    torch.manual_seed(seed)
+    kw = {"lstm": dict(hidden_size=8, dense=6), "cnn": dict(channels=(2, 4), hidden=(16, 8)),
+          "dnn": dict(hidden=(32, 32))}[name]
+    return build_model(name, 3, n_frames=8, n_mels=6, **kw)
+
+
+def test_lowrank_targets_name_every_matrix_but_the_output():
+    assert study.lowrank_targets(_tiny("dnn")) == {"hidden.0": (24, 32), "hidden.1": (32, 32)}
+    assert study.lowrank_targets(_tiny("lstm")) == {"lstm.weight_ih_l0": (6, 32), "lstm.weight_hh_l0": (8, 32),
+                                                     "fc1": (8, 6)}
+    assert list(study.lowrank_targets(_tiny("cnn"))) == ["fc1", "fc2"]
+
+
+def test_truncate_lstm_counts_the_factors_and_keeps_rank_k():
+    from thinlab.nn import size_report
+    model = _tiny("lstm")
+    dense = size_report(model).total_bytes
+    ranks = {"lstm.weight_ih_l0": 2, "lstm.weight_hh_l0": 3, "fc1": 1}
+    m, n_bytes = study.truncate(model, ranks)
+    targets = study.lowrank_targets(model)
+    want = dense + sum(lowrank.lowrank_bytes(targets[n], k) - 4 * np.prod(targets[n]) for n, k in ranks.items())
+    assert n_bytes == want == study.truncate_bytes(model, ranks)
+    assert np.linalg.matrix_rank(m.lstm.weight_hh_l0.detach().numpy(), tol=1e-5) == 3
+    assert np.linalg.matrix_rank(m.lstm.weight_ih_l0.detach().numpy(), tol=1e-5) == 2
+    assert layer_ranks(m) == {"fc1": 1}
+    W = model.lstm.weight_hh_l0.detach().numpy().T               # the best rank-3 fit of the trained matrix
+    A, B = lowrank.truncated_svd(W, rank=3)
+    np.testing.assert_allclose(m.lstm.weight_hh_l0.detach().numpy(), (A @ B).T, atol=1e-6)
+    assert not np.allclose(model.lstm.weight_hh_l0.detach().numpy(), m.lstm.weight_hh_l0.detach().numpy())
+    with pytest.raises(ValueError, match="does not act on"):
+        study.truncate(model, {"fc2": 1})
+    with pytest.raises(ValueError, match="min"):
+        study.truncate(model, {"fc1": 7})
+
+
+def test_model_sweep_factorizes_only_below_break_even_and_budget_winners():
+    models = {"dnn": _tiny("dnn"), "lstm": _tiny("lstm")}
+    rows = study.model_sweep(models, [2, 5, 14, 40], score=lambda m: (0.5, np.ones(6, bool)))
+    lstm = {r["rank"]: r for r in rows if r["model"] == "lstm"}
+    assert set(lstm) == {"dense", 2, 5}                      # ih break-even 6·32/38 ≈ 5.05, hh 6.4, fc1 3.4
+    assert lstm[2]["ranks"] == {"lstm.weight_ih_l0": 2, "lstm.weight_hh_l0": 2, "fc1": 2}
+    assert lstm[5]["ranks"] == {"lstm.weight_ih_l0": 5, "lstm.weight_hh_l0": 5}
+    assert lstm[5]["bytes"] == study.truncate_bytes(models["lstm"], lstm[5]["ranks"]) < lstm["dense"]["bytes"]
+    dnn = {r["rank"]: r for r in rows if r["model"] == "dnn"}
+    assert set(dnn) == {"dense", 2, 5, 14} and dnn[14]["ranks"] == {"hidden.1": 14}
+
+    def pt(model, nbytes, val, hits):
+        return {"model": model, "rank": 1, "bytes": nbytes, "val_acc": val, "test_acc": float(np.mean(hits)),
+                "hits": np.array(hits, bool)}
+    pts = [pt("a", 100, 0.9, [1, 1, 1, 1, 0, 0]), pt("a", 50, 0.2, [1, 1, 1, 1, 1, 1]),
+           pt("b", 60, 0.5, [1, 0, 0, 0, 0, 0]), pt("b", 500, 0.9, [1, 1, 1, 1, 1, 1])]
+    speakers = np.array(["s1", "s2", "s3", "s4", "s5", "s6"])
+    compare = lambda x, y, **kw: stats.paired_compare(x, y, speakers, **kw)   # noqa: E731
+    w40, w70, w200 = study.budget_winners(pts, [40, 70, 200], compare=compare)
+    assert w40["winner"] is None and "no model fits" in study.winner_sentence(w40)
+    assert w70["picks"]["a"]["bytes"] == 50 and w70["picks"]["b"]["bytes"] == 60      # the only ones that fit
+    assert w70["winner"] == "a" and w70["runner_up"] == "b"
+    assert w200["picks"]["a"]["bytes"] == 100                   # chosen on validation, not on test
+    s = study.winner_sentence(w70)
+    assert s.startswith("at ≤ 0 KB: a wins") and (("beyond noise" in s) == (w70["comparison"].verdict == "better"))
+
+
+def test_challenge_reference_passes_and_even_split_does_not():
+    from thinlab import teach
+    model = _tiny("dnn")
+    hidden = ["hidden.0", "hidden.1"]
+
+    def score(m):       # hidden.0 needs rank ≥ 8, hidden.1 is insensitive
+        return 0.9 if layer_ranks(m).get("hidden.0", 99) >= 8 else 0.5
+    scan = study.layer_scan(model, [1, 2, 4, 8, 16], layers=hidden, score=score)
+    assert [(r["layer"], r["rank"]) for r in scan] == [("hidden.0", k) for k in (1, 2, 4, 8)] + [
+        ("hidden.1", k) for k in (1, 2, 4, 8)]                  # 16 is above both break-even ranks
+    assert study.plan_from_scan(scan, dense_acc=0.9, tolerance=0.0) == {"hidden.0": 8, "hidden.1": 1}
+    t = study.challenge_targets(model, scan, layers=hidden, dense_val=0.9, tolerance=0.0, score=score)
+    ref, naive = t["reference"], t["naive"]
+    assert ref["plan"] == {"hidden.0": 8, "hidden.1": 1} and ref["bytes"] == study.truncate_bytes(model, ref["plan"])
+    assert ref["bytes"] <= t["size_limit"] < ref["bytes"] + 1000 and t["size_limit"] % 1000 == 0
+    assert len(set(naive["plan"].values())) == 1 and naive["bytes"] <= t["size_limit"]
+    assert teach.challenge("t", bytes_=ref["bytes"], accuracy=ref["acc"], size_limit=t["size_limit"],
+                           accuracy_bar=t["accuracy_bar"]).passed
+    assert not teach.challenge("t", bytes_=naive["bytes"], accuracy=naive["acc"], size_limit=t["size_limit"],
+                               accuracy_bar=t["accuracy_bar"]).passed
+    assert study.evaluate_plan(model, {"hidden.0": None}, score=score)["bytes"] == size_report(model).total_bytes
+    with pytest.raises(TypeError, match="dict"):
+        study.evaluate_plan(model, [8, 1], score=score)

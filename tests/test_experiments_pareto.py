@@ -34,7 +34,34 @@ def test_forum_check_places_each_factor_in_or_outside_its_range():
     assert [got[s]["where"] for s in ("prune", "factorize", "quantize", "total")] == ["inside", "inside", "above",
                                                                                    "inside"]
     assert got["total"]["measured"] == 120 and "expected 30-120x" in got["total"]["text"]
+    assert "(inside its range, at the top)" in got["prune"]["text"]            # 3.00x of 2-3x: the top is inside
+    assert "(inside its range, at the top)" in got["total"]["text"]
     assert pareto.forum_check(rows[:2], {"prune": (4, 5)})[0]["where"] == "below"
+
+
+@pytest.mark.parametrize("value, where, words", [
+    (3.0, "inside", "at the top"), (3.004, "inside", "at the top"),     # shown as 3.00: the top of the range
+    (3.006, "above", "above"), (2.0, "inside", "at the bottom"), (1.996, "inside", "at the bottom"),
+    (1.994, "below", "below"), (2.5, "inside", "inside its range"), (12.0, "above", "above")])
+def test_place_in_range_decides_on_the_printed_value_with_both_ends_included(value, where, words):
+    got, text = pareto.place_in_range(value, 2, 3, digits=2)
+    assert got == where and words in text
+    shown = float(f"{value:.2f}")
+    assert (got == "inside") == (2 <= shown <= 3)          # the words never contradict the printed number
+
+
+def test_forum_check_text_agrees_with_its_printed_number():
+    for f in (2.999, 3.0, 3.004, 3.006, 1.995, 5.0001, 8.2):
+        rows = pareto.stage_table([ROWS[0], dict(ROWS[1], bytes=1200 / f)], [f])
+        r = pareto.forum_check(rows, {"prune": (2, 3)})[0]
+        printed = float(r["text"].split("we measured ")[1].split("x")[0])
+        assert r["where"] == ("below" if printed < 2 else "above" if printed > 3 else "inside")
+        assert f"({r['where']}" in r["text"] or r["where"] in r["text"]
+
+
+def test_place_in_range_refuses_a_reversed_range():
+    with pytest.raises(ValueError, match="lo <= hi"):
+        pareto.place_in_range(1.0, 3, 2, digits=2)
 
 
 @pytest.mark.parametrize("total, lost, met", [(120, 1.0, [True, True]), (60, 3.0, [False, False]),
@@ -67,13 +94,64 @@ def test_chart_rows_points_and_best_at_factor():
     acc = pareto.accuracy_rows(rows)
     assert len(acc) == 8 and {a["track"] for a in acc} == {"post-training", "fine-tuned"}
     pts = pareto.with_factors(pareto.run_points(rows, {"bytes": 10, "acc_alone": 0.5, "acc_distilled": 0.7}), 1200)
-    assert [p["method"] for p in pts] == ["dense", "pipeline", "pipeline", "pipeline", "distilled", "alone"]
+    assert [p["method"] for p in pts] == ["baseline: dnn", "pipeline", "pipeline", "pipeline", "distilled", "alone"]
     assert pts[-1]["factor"] == 120
     best = pareto.best_at_factor(pts, 100)
     assert best["method"] == "pipeline" and best["acc"] == 0.86
     assert pareto.best_at_factor(pts, 1000) is None
-    lines = pareto.summary_lines(rows, pareto.target_verdicts(120, 4.0), {"acc_alone": 0.5, "acc_distilled": 0.7})
+    kd = {"acc_alone": 0.5, "acc_distilled": 0.7, "seeds": [0, 1, 2], "vs_alone": {"verdict": "within noise"}}
+    lines = pareto.summary_lines(rows, pareto.target_verdicts(120, 4.0), kd)
     assert "1,200 to 10 bytes (120x)" in lines[0] and "prune 3.0x, factorize 4.0x, quantize 10.0x" in lines[0]
+    assert "mean of 3 seeds; within noise" in lines[-1]
+
+
+def _pt(method, family, nbytes, acc, detail="d"):
+    return {"method": method, "family": family, "bytes": nbytes, "acc": acc, "detail": detail}
+
+
+def test_ship_answer_picks_the_most_accurate_point_under_the_budget():
+    pts = [_pt("baseline: lstm", pareto.BASELINE_FAMILY, 384_000, 0.80),
+           _pt("baseline: lstm quantised", "baselines, quantised", 55_000, 0.75, "4 bits"),
+           _pt("pipeline", pareto.PIPELINE_FAMILY, 57_000, 0.61, "quantize"),
+           _pt("lowrank", "factors, hashing", 64_000, 0.62),            # exactly at the budget: it fits
+           _pt("prune", "pruning", 64_001, 0.99)]                        # one byte over: it does not
+    rec, lines = pareto.ship_answer(pts, 64_000, noise_points=10.0)
+    assert rec["best"]["method"] == "baseline: lstm quantised" and rec["baseline_beats_pipeline"] is True
+    assert "No baseline fits as trained: the smallest, baseline: lstm, takes 384 KB" in lines[1]
+    assert "14.0 points ahead of the pipeline" in lines[2] and "is beyond the ±10.0 points" in lines[2]
+    rec, lines = pareto.ship_answer(pts[2:], 64_000)
+    assert rec["best"]["method"] == "lowrank" and rec["baseline_beats_pipeline"] is None
+    assert "No form of the baselines fits" in lines[-1]
+    rec, lines = pareto.ship_answer(pts, 1_000)
+    assert rec["best"] is None and "No model of this run fits" in lines[0]
+    rec, lines = pareto.ship_answer([pts[1], dict(pts[2], acc=0.76)], 64_000, noise_points=5.0)
+    assert rec["baseline_beats_pipeline"] is False and "1.0 points behind the pipeline" in lines[-1] and "within" in lines[-1]
+    with pytest.raises(ValueError, match="positive number of bytes"):
+        pareto.ship_answer(pts, 0)
+
+
+def test_chart_points_name_every_point_and_refuse_too_many_families():
+    pts = [_pt("m", f"family {i}", 100 + i, 0.5) for i in range(8)]
+    rows, front = pareto.chart_points(pts, pts[:2])
+    assert rows[0]["name"] == "m, d" and len(front) == 2 and all("name" in r for r in front)
+    with pytest.raises(ValueError, match="at most 8"):
+        pareto.chart_points(pts + [_pt("m", "family 9", 1, 0.1)], [])
+
+
+def test_distillation_reasons_quote_the_run():
+    rec = {"T": 4.0, "alpha": 0.7, "acc_alone": 0.60, "epochs": 20, "bytes": 57_000, "seeds": [0, 1, 2],
+           "n_speakers": 7}
+    r = pareto.distillation_reasons(rec, teacher_acc=0.63)
+    assert "T = 4 and alpha = 0.7" in r[0] and "only 3.0 points above" in r[1] and "20 epochs" in r[2]
+    assert "57,000 bytes" in r[3] and "3 seed(s) and 7 test speakers" in r[4]
+    assert "leads the student trained alone by 20.0 points" in pareto.distillation_reasons(rec, 0.80)[1]
+    assert "below the student" in pareto.distillation_reasons(rec, 0.55)[1]
+
+
+def test_capstone_limits():
+    lim = pareto.capstone_limits(0.63, size_limit=64_000)
+    assert lim["size_limit"] == 64_000 and np.isclose(lim["accuracy_bar"], 0.58) and lim["max_lost"] == 5.0
+    assert pareto.capstone_limits(0.02)["accuracy_bar"] == 0.0
 
 
 # ---------------------------------------------------------------- on a tiny model
@@ -143,8 +221,52 @@ def test_distillation_study_trains_two_students_of_the_final_structure(toy):
     ds, teacher = toy
     ev = pareto.eval_set(ds, ["test"])
     rec, hist, models = pareto.distillation_study(teacher, ds, ev, keep=16, method="lowrank", size_fraction=0.5,
-                                                  n_bits=8, epochs=2, T=4.0, alpha=0.7)
+                                                  n_bits=8, epochs=2, T=4.0, alpha=0.7, seeds=[0, 1])
     assert rec["bytes"] == pl.model_bytes(models["alone"]) == pl.model_bytes(models["distilled"])
-    assert {h["run"] for h in hist} == {"alone", "distilled"} and len(hist) == 4
+    assert {h["run"] for h in hist} == {"alone, seed 0", "distilled, seed 0", "alone, seed 1", "distilled, seed 1"}
+    assert len(hist) == 8 and [r["seed"] for r in rec["per_seed"]] == [0, 1]
+    assert np.isclose(rec["acc_alone"], np.mean([r["alone"] for r in rec["per_seed"]]))   # seeds averaged per clip
+    assert np.isclose(rec["vs_alone"]["diff"], rec["acc_distilled"] - rec["acc_alone"])
+    with pytest.raises(ValueError, match="distinct seeds"):
+        pareto.distillation_study(teacher, ds, ev, keep=16, method="lowrank", size_fraction=0.5, n_bits=8, epochs=1,
+                                  T=4.0, alpha=0.7, seeds=[0, 0])
     assert rec["vs_alone"]["verdict"] in ("better", "worse", "within noise")
-    assert np.isclose(rec["acc_alone"], pl.accuracy(models["alone"], ev["X"], ev["y"]))
+    assert np.isclose(rec["per_seed"][0]["alone"], pl.accuracy(models["alone"], ev["X"], ev["y"]))
+
+
+def test_capstone_runs_a_choice_and_refuses_bad_ones(toy):
+    ds, teacher = toy
+    ev = pareto.eval_set(ds, ["test"])
+    choice = {"prune_factor": 2, "factor_method": "lowrank", "factor_fraction": 0.5, "n_bits": 8}
+    nbytes = pareto.capstone_bytes(teacher, choice)
+    assert nbytes < pl.model_bytes(teacher) / 2
+    r = pareto.capstone_run(teacher, ds, ev, choice, finetune_epochs=1)
+    assert r["bytes"] == nbytes and [x["stage"] for x in r["rows"]] == ["dense", "prune", "factorize", "quantize"]
+    assert np.isclose(r["acc"], r["rows"][-1]["acc_ft"])
+    only_bits = dict(choice, prune_factor=1, factor_fraction=None)
+    assert pareto.capstone_bytes(teacher, only_bits) < pl.model_bytes(teacher)
+    for bad, msg in ((dict(choice, prune_factor=0.5), "prune_factor"), (dict(choice, factor_fraction=1.5), "factor_fraction"),
+                     (dict(choice, n_bits=1), "n_bits"), ({"prune_factor": 2}, "exactly the keys"),
+                     (dict(choice, prune_factor=1, factor_fraction=None, n_bits=None), "compresses nothing")):
+        with pytest.raises(ValueError, match=msg):
+            pareto.capstone_bytes(teacher, bad)
+
+
+def test_quantize_all_weights_covers_conv_and_lstm_gates():
+    import torch
+    for name in ("cnn", "lstm"):
+        train.seed_everything(0)
+        m = build_model(name, 3, n_frames=16, n_mels=8)
+        dense = pl.model_bytes(m)
+        q8, b8 = pareto.quantize_all_weights(m, n_bits=8)
+        q4, b4 = pareto.quantize_all_weights(m, n_bits=4)
+        assert b4 < b8 < dense / 3                              # every weight matrix shrinks, 4 bits below 8
+        x = torch.randn(5, 16, 8)
+        with torch.no_grad():
+            ref, out8 = m.eval()(x), q8.eval()(x)
+        assert torch.allclose(ref, out8, atol=0.05 * float(ref.abs().max()))   # 8 bits: close to the float model
+        changed = [n for (n, p), (_, p8) in zip(m.named_parameters(), q8.named_parameters()) if not torch.equal(p, p8)]
+        assert all(m.get_parameter(n).dim() >= 2 for n in changed) and len(changed) >= 3
+    pts = pareto.baseline_points({"lstm": m}, {"X": np.zeros((4, 16, 8), np.float32), "y": np.zeros(4, int)}, bits=[4])
+    assert [p["method"] for p in pts] == ["baseline: lstm", "baseline: lstm quantised"]
+    assert pts[1]["bytes"] == pareto.quantize_all_weights(m, n_bits=4)[1] and pts[0]["family"] == pareto.BASELINE_FAMILY

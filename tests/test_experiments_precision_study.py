@@ -104,3 +104,85 @@ def test_gradients_train_in_and_transfer(tiny):
     rows, hits = ps.transfer_runs(init, init, ds.X_train, ds.y_train, tiny, fractions=[0.25, 0.5], epochs=1)
     assert rows[0]["share"] == 0.0 and [r["clips"] for r in rows[1:]] == [6, 6, 6, 12, 12, 12]
     assert all(r["test accuracy"] == pytest.approx(hits[(r["share"], r["start"])].mean()) for r in rows)
+
+
+def test_n_steps_and_chance_note():
+    assert ps.n_steps(150, 3) == 9 and ps.n_steps(64, 2) == 2 and ps.n_steps(65, 1) == 2
+    assert ps.near_chance(0.12, 0.02, 0.1) and not ps.near_chance(0.2, 0.02, 0.1)
+    note = ps.chance_note({"FP32": 0.09, "FP16": 0.12}, {"FP32": 0.02, "FP16": 0.02}, chance=0.1, steps=8)
+    assert "FP32 0.090, FP16 0.120 are all within two standard errors of chance (0.100)" in note and "8 optimizer" in note
+    some = ps.chance_note({"FP32": 0.5, "FP16": 0.12}, {"FP32": 0.02, "FP16": 0.02}, chance=0.1, steps=8)
+    assert some.startswith("FP16 0.120 is within two standard errors") and "the other above it" in some
+    assert "every run scored above chance" in ps.chance_note({"FP32": 0.5}, {"FP32": 0.02}, chance=0.1, steps=8)
+
+
+def test_first_step_pure_fp16_overshoots_where_adam_state_underflows(tiny):
+    ds = tiny.ds
+    model = ps.init_cnn(ds, seed=0)
+    out = ps.first_step(model, ds.X_train, ds.y_train, lr=1e-3, batch_size=12)
+    assert out["mixed"]["over_2lr"] == 0.0            # Adam's first step moves each weight by at most about lr
+    assert out["mixed"]["max_over_lr"] < 2
+    for mode in ("pure", "mixed"):
+        assert 0 <= out[mode]["over_2lr"] <= 1 and 0 <= out[mode]["lost"] <= 1
+    assert 0 <= out["v_underflow"] <= 1
+    if out["v_underflow"] > 0.05:                      # small gradients: v = 0 in float16, the step is lr·g/ε
+        assert out["pure"]["max_over_lr"] > out["mixed"]["max_over_lr"]
+
+
+def _transfer_fixture(pure_acc, mixed_acc, scratch_acc, control_acc, n=200, seeds=3):
+    rng = np.random.default_rng(0)
+    hit = lambda p: rng.random((seeds, n)) < p                      # noqa: E731
+    hits = {(0.0, "from FP32"): np.stack([rng.random(n) < 0.8] * seeds)}
+    rows = [{"share": 0.0, "start": "from FP32", "test accuracy": float(hits[(0.0, "from FP32")].mean()),
+             "seed accuracies": [0.8] * seeds, "steps": 0, "classes predicted": 10}]
+    for start, p in (("from FP32", pure_acc), ("from FP32, mixed", mixed_acc), ("from scratch", scratch_acc),
+                     ("from scratch, FP32", control_acc)):
+        h = hits[(0.1, start)] = hit(p)
+        rows.append({"share": 0.1, "start": start, "test accuracy": float(h.mean()),
+                     "seed accuracies": [float(x.mean()) for x in h], "steps": 9, "classes predicted": 1})
+    speakers = SimpleNamespace(speakers_test=np.arange(n) % 40)     # 40 speakers: compare and interval use these
+    return rows, hits, Lesson(source=None, ds=speakers, device=torch.device("cpu"), seed=0, epochs=1)
+
+
+def test_explain_transfer_blames_fp16_state_when_mixed_holds_up():
+    rows, hits, lesson = _transfer_fixture(pure_acc=0.25, mixed_acc=0.8, scratch_acc=0.05, control_acc=0.05)
+    adam = {"share": 0.56, "step_over_lr": 55.0}
+    first = {"pure": {"over_2lr": 0.4}, "mixed": {"over_2lr": 0.0}}
+    out = ps.explain_transfer(rows, hits, lesson, chance=0.1, adam=adam, first=first)
+    text, facts = " ".join(out["lines"]), out["facts"]
+    assert facts["fell_below_cast"] == [0.1] and facts["pure_vs_cast"]["0.1"]["verdict"] == "worse"
+    assert "fell below the cast model" in text and "beyond noise at 10%" in text
+    assert "above pure FP16 beyond noise at 10%" in text and "optimizer state" in text and "55× lr" in text
+    assert facts["scratch_near_chance"] == [0.1] and facts["scratch_fp32_control"]["near_chance"]
+    assert "also near chance: the budget" in text and "1 distinct class " in text
+
+
+def test_explain_transfer_words_flip_with_the_numbers():
+    rows, hits, lesson = _transfer_fixture(pure_acc=0.8, mixed_acc=0.8, scratch_acc=0.05, control_acc=0.7)
+    out = ps.explain_transfer(rows, hits, lesson, chance=0.1)
+    text, facts = " ".join(out["lines"]), out["facts"]
+    assert facts["fell_below_cast"] == [] and "beyond noise at no share." in text
+    assert "Mixed precision" not in text
+    assert "well above chance: here float16 itself" in text and not facts["scratch_fp32_control"]["near_chance"]
+    rows, hits, lesson = _transfer_fixture(pure_acc=0.8, mixed_acc=0.8, scratch_acc=0.6, control_acc=0.7)
+    out = ps.explain_transfer(rows, hits, lesson, chance=0.1)
+    assert out["facts"]["scratch_near_chance"] == [] and "rose above chance" in " ".join(out["lines"])
+
+
+def test_precision_and_transfer_runs_over_seeds(tiny):
+    ds = tiny.ds
+    init = ps.init_cnn(ds, seed=0)
+    runs = ps.precision_runs(init, ds.X_train, ds.y_train, tiny, precisions=["fp32"], epochs=1, seeds=[0, 1])
+    r = runs["fp32"]
+    assert r["hits"].shape == (2, len(ds.y_test)) and r["test_acc"] == pytest.approx(r["hits"].mean())
+    assert r["s_per_epoch"] == pytest.approx(r["seconds"]) and len(r["seed_accs"]) == 2
+    with pytest.raises(ValueError, match="seeds is empty"):
+        ps.precision_runs(init, ds.X_train, ds.y_train, tiny, precisions=["fp32"], epochs=1, seeds=[])
+    rows, hits = ps.transfer_runs(init, init, ds.X_train, ds.y_train, tiny, fractions=[0.25, 0.5], epochs=1,
+                                  mixed=False, seeds=[0, 1], scratch_fp32=True)
+    starts = {(r["share"], r["start"]) for r in rows}
+    assert (0.25, "from scratch, FP32") in starts and (0.5, "from scratch, FP32") not in starts
+    for r in rows:
+        h = hits[(r["share"], r["start"])]
+        assert h.shape == (2, len(ds.y_test)) and r["test accuracy"] == pytest.approx(h.mean())
+        assert r["steps"] == ps.n_steps(r["clips"], 1 if r["share"] else 0) and 1 <= r["classes predicted"] <= 3

@@ -135,3 +135,114 @@ def test_explorer_table_bytes_and_scores():
     assert [r["sparsity"] for r in rows] == [0.5, 0.9]
     assert [r["val accuracy"] for r in rows] == [40.0, 8.0]
     assert rows[1]["CSR bytes"] == prune.csr_bytes(W.shape, 8) and rows[1]["bitmask bytes"] == prune.masked_bytes(W.shape, 8)
+
+
+# ── issue #17: three models, seeds, energy sentence, design challenge ──────────────────────────────────
+
+def tiny_lstm(seed=0):
+    train.seed_everything(seed)
+    return models.build_model("lstm", 3, n_frames=8, n_mels=4, hidden_size=6, dense=5)
+
+
+def test_linear_lstm_gives_the_same_outputs_and_bytes():
+    import torch
+
+    m = tiny_lstm().eval()
+    lin = ps.linear_lstm(m).eval()
+    x = torch.randn(5, 8, 4)
+    assert torch.allclose(m(x), lin(x), atol=1e-6)
+    assert size_report(lin).total_bytes == size_report(m).total_bytes
+    assert ps.prunable_layers(lin) == ["lstm.ih", "lstm.hh", "fc1"]           # the output layer stays dense
+    assert isinstance(ps.linear_lstm(tiny_dnn()).hidden[0], torch.nn.Linear)  # other models: a plain copy
+    with pytest.raises(ValueError, match="one-layer"):
+        ps.LinearLSTM(torch.nn.LSTM(4, 3, num_layers=2, batch_first=True))
+
+
+def test_prunable_layers_of_the_cnn_include_convolutions_not_the_output():
+    cnn = models.build_model("cnn", 3)
+    layers = ps.prunable_layers(cnn)
+    assert layers[0].startswith("features.") and "fc1" in layers and "fc3" not in layers
+
+
+def test_model_sweep_bytes_and_fine_tuning():
+    ds = tiny_ds()
+    out = ps.model_sweep({"dnn": tiny_dnn(), "lstm": tiny_lstm()}, sparsities=[0.0, 0.5, 0.9], score=acc_on(ds),
+                         ds=ds, finetune_epochs=1, progress=False)
+    rows = out["rows"]
+    assert [(r["model"], r["sparsity"]) for r in rows] == [(m, s) for m in ("dnn", "lstm") for s in (0.0, 0.5, 0.9)]
+    for m in ("dnn", "lstm"):
+        b = [r["bytes"] for r in rows if r["model"] == m]
+        assert b[0] == size_report(tiny_dnn() if m == "dnn" else tiny_lstm()).total_bytes and b[1] > b[2]
+    assert all(r["test accuracy"] == r["fine-tuned"] for r in rows)
+    assert {"lstm.ih", "lstm.hh"} <= set(out["layers"]["lstm"])
+    with pytest.raises(ValueError, match="needs ds="):
+        ps.model_sweep({"dnn": tiny_dnn()}, sparsities=[0.5], score=acc_on(ds), finetune_epochs=1)
+
+
+def test_best_under_budgets_and_winners_text():
+    rows = [{"model": "a", "sparsity": 0.0, "test accuracy": 0.9, "bytes": 1000},
+            {"model": "a", "sparsity": 0.5, "test accuracy": 0.7, "bytes": 500},
+            {"model": "b", "sparsity": 0.0, "test accuracy": 0.8, "bytes": 400},
+            {"model": "b", "sparsity": 0.9, "test accuracy": 0.3, "bytes": 50}]
+    best = ps.best_under_budgets(rows, [1000, 10, 600])
+    assert [b["budget"] for b in best] == [10, 600, 1000]
+    assert best[0]["winner"] is None
+    assert best[1]["winner"] == "b" and best[1]["a"] == 0.7 and best[2]["winner"] == "a"
+    text = ps.winners_text(best)
+    assert "under 10 bytes: no model fits" in text
+    assert "under 600 bytes: b dense (400 bytes) scores 0.800, ahead of a 0.700" in text
+
+
+def test_energy_text_words_follow_the_numbers():
+    rows = lambda *pruned: [{"share of energy pruned": p} for p in pruned]   # noqa: E731
+    assert "carries most of the energy." in ps.energy_text(rows(0.2, 0.4), 0.95)
+    assert "not most of it" in ps.energy_text(rows(0.7, 0.68), 0.95)
+    assert "in others they do not" in ps.energy_text(rows(0.3, 0.7), 0.95)
+    assert "hold 30% to 32%" in ps.energy_text(rows(0.7, 0.68), 0.95)
+
+
+def test_gradual_vs_one_shot_seeds_averages_per_clip():
+    dnn, ds = tiny_dnn(), tiny_ds()
+    hits = lambda m: train.predict(m, ds.X_test) == ds.y_test                 # noqa: E731
+    out = ps.gradual_vs_one_shot_seeds(dnn, ds, seeds=[0, 1], hits=hits, target_sparsity=0.8, finetune_epochs=1,
+                                       layers=HIDDEN, score=acc_on(ds), progress=False)
+    assert out["hits_grad"].shape == (2, len(ds.y_test)) == out["hits_one"].shape
+    assert out["acc_grad"] == pytest.approx(out["hits_grad"].mean())
+    assert [r["seed"] for r in out["per_seed"]] == [0, 1]
+    assert {r["run"] for r in out["curves"]} == {"one shot + fine-tune", "gradual"}
+    with pytest.raises(ValueError, match="seeds is empty"):
+        ps.gradual_vs_one_shot_seeds(dnn, ds, seeds=[], hits=hits, target_sparsity=0.8, finetune_epochs=1,
+                                     layers=HIDDEN, score=acc_on(ds))
+
+
+def test_plan_bytes_match_size_report_and_plans_fit():
+    dnn = tiny_dnn()
+    plan = {"hidden.0": 0.9, "hidden.1": 0.5, "hidden.2": 0.0}
+    assert ps.plan_bytes(dnn, plan) == size_report(ps.apply_plan(dnn, plan)).total_bytes
+    limit = int(0.5 * size_report(dnn).total_bytes)
+    uni = ps.uniform_plan(dnn, HIDDEN, size_limit=limit)
+    assert len(set(uni.values())) == 1 and ps.plan_bytes(dnn, uni) <= limit
+    assert ps.plan_bytes(dnn, {n: next(iter(uni.values())) - 0.001 for n in HIDDEN}) > limit   # the lowest that fits
+    # a scan where hidden.1 costs nothing: the plan prunes it hardest
+    scan = [{"layer": n, "sparsity": s, "score": 1.0 if n == "hidden.1" else 1.0 - s}
+            for n in HIDDEN for s in (0.0, 0.5, 0.9)]
+    ref = ps.plan_from_scan(dnn, scan, size_limit=limit)
+    assert ps.plan_bytes(dnn, ref) <= limit and ref["hidden.1"] == max(ref.values())
+    with pytest.raises(ValueError, match="cannot reach"):
+        ps.plan_from_scan(dnn, scan, size_limit=100)
+    with pytest.raises(ValueError, match="in \\[0, 1\\)"):
+        ps.plan_bytes(dnn, {"hidden.0": 1.5})
+    with pytest.raises(ValueError, match="non-empty dict"):
+        ps.apply_plan(dnn, {})
+
+
+def test_challenge_check_counts_bytes_and_fine_tunes():
+    dnn, ds = tiny_dnn(), tiny_ds()
+    plan = {"hidden.0": 0.9, "hidden.1": 0.9, "hidden.2": 0.9}
+    limit = ps.plan_bytes(dnn, plan)
+    ch, pruned = ps.challenge_check(dnn, plan, score=acc_on(ds), size_limit=limit, accuracy_bar=0.0, name="t",
+                                    ds=ds, finetune_epochs=1, progress=False)
+    assert ch.passed and ch.bytes == limit == size_report(pruned).total_bytes
+    assert ch.accuracy == pytest.approx(acc_on(ds)(pruned))
+    ch2, _ = ps.challenge_check(dnn, plan, score=acc_on(ds), size_limit=limit - 1, accuracy_bar=0.0, name="t")
+    assert not ch2.passed

@@ -117,3 +117,118 @@ def test_finetune_study_and_explorer(tiny):
     assert ev(W["hidden.1"]) == pytest.approx(lesson.val_acc(model))
     rows = qs.explorer_rows(W["hidden.1"], method="uniform", evaluate=ev, bits=(2, 8))
     assert rows[0]["distinct levels"] <= 3 and rows[0]["MSE"] > rows[1]["MSE"] and rows[0]["bytes"] < rows[1]["bytes"]
+
+
+# ── the CNN and LSTM comparison, the LSTM's fixed-point table, the design challenge ─────────────────────
+
+@pytest.fixture()
+def tiny_lstm(tiny):
+    torch.manual_seed(1)
+    return build_model("lstm", 3, n_frames=8, n_mels=4, hidden_size=6, dense=5).eval()
+
+
+def test_weight_tensors_cover_conv_and_lstm_and_roundtrip(tiny, tiny_lstm):
+    from thinlab.nn import size_report
+
+    W = qm.weight_tensors(tiny_lstm)
+    assert set(W) == {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "fc1.weight", "fc2.weight"}
+    assert W["lstm.weight_ih_l0"].shape == (4, 24) and W["lstm.weight_hh_l0"].shape == (6, 24)   # (in, 4·hidden)
+    total = size_report(tiny_lstm).total_bytes
+    assert qm.other_bytes(tiny_lstm, layers=list(W)) + sum(4 * w.size for w in W.values()) == total
+    X = torch.as_tensor(tiny[2].ds.X_test)
+    same = qm.with_weights(tiny_lstm, W)
+    assert torch.equal(same(X), tiny_lstm(X))
+    cnn = build_model("cnn", 3, n_frames=8, n_mels=8, channels=(2, 3), hidden=(4, 4)).eval()
+    Wc = qm.weight_tensors(cnn)
+    assert Wc["features.0.weight"].shape == (9, 2) and "fc3.weight" in Wc
+    with pytest.raises(KeyError, match="weight_tensors"):
+        qm.with_weights(tiny_lstm, {"lstm.bias_ih_l0": np.zeros((1, 24))})
+    # a codebook quantiser leaves a weight with no more values than its codebook float32, counted densely
+    q = qm.quantize_weights(Wc, method="kmeans", n_bits=5)     # 32 shared values: 18 conv weights stay float32
+    assert "features.0.weight" not in q and "fc1.weight" in q
+    assert qm.model_bytes(cnn, q) == qm.other_bytes(cnn, layers=list(q)) + sum(l.bytes for l in q.values())
+
+
+def test_model_sweep_generic_equals_the_dnn_sweep(tiny, tiny_lstm):
+    model, W, lesson = tiny
+    a = qm.sweep(model, lesson.test_acc, methods=["uniform_asym", "kmeans"], bits=[2, 4])
+    b = qm.sweep(model, lesson.test_acc, methods=["uniform_asym", "kmeans"], bits=[2, 4], weights=qm.weight_tensors(model))
+    assert [(r["bytes"], r["accuracy"]) for r in a] == [(r["bytes"], r["accuracy"]) for r in b]
+    rows = qs.model_sweep(tiny_lstm, lesson, name="lstm", bits=[2, 8], methods=["uniform_asym_channel"])
+    assert rows[0]["method"] == "float32" and rows[0]["accuracy"] == lesson.test_acc(tiny_lstm)
+    assert [r["bits"] for r in rows[1:]] == [2, 8] and rows[1]["bytes"] < rows[2]["bytes"] < rows[0]["bytes"]
+    assert all(len(r["hits"]) == len(lesson.ds.y_test) and 0 <= r["val_accuracy"] <= 1 for r in rows)
+    reused = qs.model_sweep(model, lesson, name="dnn", bits=[2], rows=qs.sweep_study(
+        model, lesson, bits=[2], base_hits=lesson.test_hits(model), cast=qs.int8_cast_study(model, W, lesson)))
+    assert {r["method"] for r in reused} >= {"float32", "kmeans"} and "int8_cast" not in {r["method"] for r in reused}
+
+
+def test_budget_choice_table_and_winners(tiny):
+    _, _, lesson = tiny
+    n = len(lesson.ds.y_test)
+    hit = lambda k: np.arange(n) % k == 0                                      # noqa: E731
+    rows = [dict(model="a", method="float32", label="float32", bits=32, bytes=1000, val_accuracy=0.9, accuracy=0.9, hits=hit(1)),
+            dict(model="a", method="q", label="q", bits=2, bytes=100, val_accuracy=0.5, accuracy=0.5, hits=hit(2)),
+            dict(model="b", method="float32", label="float32", bits=32, bytes=300, val_accuracy=0.8, accuracy=0.2, hits=hit(5)),
+            dict(model="b", method="q", label="q", bits=4, bytes=200, val_accuracy=0.8, accuracy=0.3, hits=hit(3))]
+    ch = qs.budget_choice(rows, [50, 150, 400])
+    by = {(c["budget"], c["model"]): c for c in ch}
+    assert not by[(50, "a")]["fits"] and by[(50, "a")]["smallest"] == 100
+    assert by[(400, "b")]["bytes"] == 200            # equal validation accuracy: the smaller form
+    assert by[(400, "a")]["method"] == "q" and by[(150, "a")]["test accuracy"] == 0.5
+    table = qs.budget_table(ch)
+    assert [r["budget"] for r in table] == ["50 B", "150 B", "400 B"] and table[0]["A"].startswith("does not fit")
+    wins = qs.budget_winners(ch, lesson, rows, seeds=[0])
+    assert [w["winner"] for w in wins] == [None, "a", "a"] and wins[1]["runner_up"] is None
+    assert "only the A fits" in wins[1]["sentence"] and "no model fits" in wins[0]["sentence"]
+    cmp = wins[2]["comparison"]
+    assert wins[2]["runner_up"] == "b" and cmp["acc_a"] == pytest.approx(hit(2).mean()) and cmp["acc_b"] == pytest.approx(hit(3).mean())
+    assert ("within noise" in wins[2]["sentence"]) == (cmp["verdict"] == "within noise")
+    with pytest.raises(ValueError, match="positive byte counts"):
+        qs.budget_choice(rows, [0])
+
+
+def test_lstm_fixed_point_table(tiny, tiny_lstm):
+    _, _, lesson = tiny
+    rows = qs.lstm_fixed_point_table(tiny_lstm, lesson, bits=[16, 4, 2])
+    W = qm.weight_tensors(tiny_lstm)
+    assert all(set(r["best_F"]) == set(W) for r in rows)
+    assert rows[0]["relative_error"] < 1e-6 < rows[1]["relative_error"] < rows[2]["relative_error"]
+    other = qm.other_bytes(tiny_lstm, layers=list(W))
+    for r in rows:
+        assert r["bytes"] == other + sum(quant.fixed_point_bytes(w.shape, word_bits=r["bits"]) for w in W.values())
+
+
+def test_design_challenge_functions(tiny):
+    from thinlab.nn import size_report
+
+    model, _, lesson = tiny
+    with pytest.raises(KeyError, match="not Linear layers"):
+        qs.apply_bit_plan(model, {"conv9": 4})
+    with pytest.raises(ValueError, match="n_bits=1"):
+        qs.apply_bit_plan(model, {"hidden.0": 1})
+    scan = qs.layer_scan(model, lesson, bits=[2, 8])
+    assert len(scan) == 2 * len(qm.layer_weights(model))
+    total = size_report(model).total_bytes
+    plan = {"hidden.0": 2, "hidden.1": 8, "out": 2}
+    assert qs.plan_bytes(scan, plan, total_bytes=total) == size_report(qs.apply_bit_plan(model, plan)).total_bytes
+    high = qs.plan_bytes(scan, {l: 8 for l in qm.layer_weights(model)}, total_bytes=total)
+    low = qs.plan_bytes(scan, {l: 2 for l in qm.layer_weights(model)}, total_bytes=total)
+    limit = (high + low) // 2
+    ref = qs.reference_plan(scan, size_limit=limit, total_bytes=total)
+    assert qs.plan_bytes(scan, ref, total_bytes=total) <= limit < high
+    with pytest.raises(ValueError, match="below what the scan"):
+        qs.reference_plan(scan, size_limit=low - 1, total_bytes=total)
+    t = qs.challenge_targets(base_acc=0.8, base_bytes=1200, factor=12, drop=0.02, reference_acc=0.7)
+    assert t == {"size_limit": 100, "accuracy_bar": 0.7, "bar_lowered": True, "wanted_bar": pytest.approx(0.78)}
+    assert qs.challenge_targets(base_acc=0.8, base_bytes=1200, factor=12, drop=0.02, reference_acc=0.9)["accuracy_bar"] \
+        == pytest.approx(0.78)
+
+
+def test_finetune_study_over_seeds(tiny):
+    model, _, lesson = tiny
+    ft = qs.finetune_study(model, lesson, bits=[2], epochs=1, seeds=[0, 1])
+    r = ft["rows"][0]
+    assert ft["seeds"] == [0, 1] and r["verdict"] == r["comparison"]["verdict"]
+    assert ("within noise" in r["sentence"]) == (r["verdict"] == "within noise")
+    assert r["fine-tuned"] == pytest.approx(r["comparison"]["acc_a"])

@@ -113,3 +113,43 @@ def test_split_summary_ignores_speakerless_silence_clips():
         getattr(ds, f"speakers_{s}")[:2] = ""
     rows, n_spk = speech.split_summary(ds)
     assert n_spk == {"train": 3, "val": 3, "test": 3} and sum(r["clips"] for r in rows) == 108
+
+
+def _rows(accs, sizes, params=None):
+    params = params or [b // 4 for b in sizes]
+    return [{"model": m, "test accuracy": a, "FP32 bytes": b, "parameters": p}
+            for m, a, b, p in zip(["cnn", "lstm", "dnn"], accs, sizes, params)]
+
+
+def test_size_accuracy_per_kb_front_and_domination():
+    sa = speech.size_accuracy(_rows([0.79, 0.78, 0.63], [529_160, 384_104, 6_220_136]))
+    per_kb = {p["model"]: p["points per KB"] for p in sa["points"]}
+    assert per_kb["lstm"] == pytest.approx(78 / 384.104) and sa["best_per_kb"] == "lstm"
+    assert sa["most_accurate"] == "cnn" and sa["smallest"] == "lstm" and sa["largest"] == "dnn"
+    assert sa["front"] == ["lstm", "cnn"] and sa["dominated_by"] == {"cnn": [], "lstm": [], "dnn": ["cnn", "lstm"]}
+    with pytest.raises(ValueError, match="at least one"):
+        speech.size_accuracy([])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        speech.size_accuracy(_rows([1.5, 0.5, 0.5], [10, 20, 30]))
+
+
+@pytest.mark.parametrize("accs, dominated", [([0.79, 0.78, 0.63], True), ([0.34, 0.36, 0.37], False)])
+def test_why_dnn_words_follow_the_numbers(accs, dominated):
+    sa = speech.size_accuracy(_rows(accs, [529_160, 384_104, 6_220_136]))
+    text = speech.why_dnn(sa, target_shapes=[(2000, 512), (512, 512), (512, 512), (512, 10)])
+    assert "Most accurate per byte in this run: the LSTM" in text and "2000×512" in text
+    assert ("both smaller than the DNN" in text) == dominated
+    assert ("No other baseline is both smaller and more accurate" in text) == (not dominated)
+    d = 100 * (accs[1] - accs[2])
+    assert f"{'gains' if d > 0 else 'loses'} {abs(d):.1f} points" in text
+    assert "it has the most parameters" in text and "DeepThin paper's subject" in text
+    assert "natural target" not in text
+    with pytest.raises(KeyError, match="not among the baselines"):
+        speech.why_dnn(sa, target="resnet")
+
+
+def test_dense_shapes_lists_linear_layers_as_in_out():
+    m = models.build_model("dnn", 3, n_frames=8, n_mels=4)
+    shapes = speech.dense_shapes(m)
+    assert shapes[0][0] == (8 // 2) * 4 and shapes[-1][1] == 3
+    assert all(a[1] == b[0] for a, b in zip(shapes, shapes[1:]))

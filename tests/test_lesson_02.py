@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thinlab import course, lowrank
+from thinlab import course, lowrank, stats, teach
+from thinlab.experiments import lowrank_study as study
+from thinlab.models import build_model
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +73,23 @@ def test_lesson_02(data, run_lesson_fast):
         assert trained[m["highest"]] == max(trained.values()) and set(m["verdicts"]) == set(trained) - {m["highest"]}
         assert set(m["energy"]) == set(shapes)
     assert set(res["energy_at_chosen_ranks"]) == {str(k) for k in fast["FINETUNE_RANKS"]}
+    n_clips = res["data"]["n_test"]
+    for m in matched:                            # every trained model once per seed, the seeds averaged per clip
+        assert m["seeds"] == fast["SEEDS"] and all(len(v) == len(fast["SEEDS"]) for v in m["per_seed"].values())
+        assert m["finetuned_acc"] == pytest.approx(np.mean(m["per_seed"]["SVD + fine-tune"]))
+        assert m["thin_dense_acc"] == pytest.approx(np.mean(m["per_seed"]["thin dense"]))
+        for name, cmp in m["comparisons"].items():
+            c = stats.Comparison(**cmp)
+            assert c.a == "SVD + fine-tune" and c.b == name and c.n_clips == n_clips
+            assert c.acc_a == pytest.approx(m["finetuned_acc"])
+            assert (c.verdict == "within noise") == (c.low <= 0 <= c.high)
+            assert c.verdict != "better" or c.diff > 0
+            sentence = teach.interpret(c, expected="better", reasons=study.MATCHED_REASONS[name],
+                                       claim=f"rank {m['rank']}, SVD + fine-tune against {name}")
+            assert sentence in out["text"]       # printed, and its words follow the numbers:
+            assert ("ahead" in sentence) == (c.diff > 0) and ("behind" in sentence) == (c.diff < 0)
+            assert ("within noise" in sentence) == (c.verdict == "within noise")
+            assert ("It can go either way" in sentence) == (c.verdict != "better")
 
     # rank 1: every row a scaled copy of one row
     cos = res["rank1"]["mean_abs_row_cos"]
@@ -84,6 +103,59 @@ def test_lesson_02(data, run_lesson_fast):
     errors = [r["relative_error"] for r in ex["rows"]]
     assert errors == sorted(errors, reverse=True)
     assert res["peak_memory_mb"] < 2048
+
+    # the three baselines at byte budgets: bytes recomputed from the library, the winners from the points
+    mb = res["models_at_budgets"]
+    assert {p["model"] for p in mb["points"]} == set(fast.get("MODELS", ["dnn", "cnn", "lstm"]))
+    n_classes = 12 if res["task"] == "12class" else 10
+    for name in {p["model"] for p in mb["points"]}:
+        targets = study.lowrank_targets(build_model(name, n_classes))
+        pts = [p for p in mb["points"] if p["model"] == name]
+        dense = next(p for p in pts if p["rank"] == "dense")
+        if name == "dnn":
+            assert dense["bytes"] == base["bytes"] and dense["test_acc"] == base["test_acc"]
+        for p in pts:
+            if p["rank"] == "dense":
+                continue
+            k = p["rank"]           # factorized exactly where rank k is below the break-even rank
+            assert p["ranks"] == {n: k for n, (Q, R) in targets.items() if k < Q * R / (Q + R)}
+            assert p["bytes"] == dense["bytes"] + sum(lowrank.lowrank_bytes(targets[n], k) - 4 * Q * R
+                                                      for n, (Q, R) in targets.items() if n in p["ranks"])
+    budgets = [1000 * kb for kb in fast.get("BUDGETS_KB", [32, 64, 128, 256, 512])]   # the parameters cell's
+    assert [w["budget"] for w in mb["winners"]] == budgets
+    for w in mb["winners"]:
+        fits = [p for p in mb["points"] if p["bytes"] <= w["budget"]]
+        picks = {}
+        for name in {p["model"] for p in fits}:
+            mine = [p for p in fits if p["model"] == name]
+            picks[name] = max(mine, key=lambda p: (p["val_acc"], -p["bytes"]))
+        assert {n: r["bytes"] for n, r in picks.items()} == {n: r["bytes"] for n, r in w["picks"].items() if r}
+        if picks:
+            assert picks[w["winner"]]["test_acc"] == max(r["test_acc"] for r in picks.values())
+        assert w["sentence"] in out["text"]
+        if w["comparison"]:
+            c = w["comparison"]
+            assert ("beyond noise" in w["sentence"]) == (c["verdict"] == "better")
+            assert c["a"] == w["winner"] and c["b"] == w["runner_up"] and c["diff"] >= 0
+
+    # the design challenge: with SOLUTIONS the reference plan passes; the naive plan would not
+    ch = res["challenge"]
+
+    def plan_bytes(plan):         # layers absent from the plan stay dense
+        return base["bytes"] + sum(lowrank.lowrank_bytes(shapes[n], k) - 4 * shapes[n][0] * shapes[n][1]
+                                   for n, k in plan.items() if k is not None)
+    assert ch["plan"] == ch["reference"]["plan"] and ch["passed"]
+    assert ch["bytes"] == plan_bytes(ch["plan"]) <= ch["size_limit"] and ch["acc"] >= ch["accuracy_bar"]
+    naive = ch["naive"]
+    assert naive["bytes"] == plan_bytes(naive["plan"])
+    assert not teach.challenge("x", bytes_=naive["bytes"], accuracy=naive["acc"], size_limit=ch["size_limit"],
+                               accuracy_bar=ch["accuracy_bar"]).passed
+    assert ch["size_limit"] < base["bytes"] and set(ch["plan"]) <= set(shapes)
+    assert "✓ challenge met" in out["text"] and "LEADERBOARD | 02 rank per layer | you | " in out["text"]
+    scan = res["challenge_scan"]
+    assert all(r["bytes"] == plan_bytes({r["layer"]: r["rank"]}) for r in scan)
+    assert all(r["rank"] < shapes[r["layer"]][0] * shapes[r["layer"]][1] / sum(shapes[r["layer"]]) for r in scan)
+    assert 0 < res["energy_16"] < 1 and f"rank 16 keeps {res['energy_16']:.0%}" in out["text"]
 
     # the printed summary is the JSON's numbers
     assert "truncated SVD, no retraining: " + ", ".join(f"rank {r['rank']} {r['test_acc']:.3f}" for r in sweep) in out["text"]

@@ -84,12 +84,44 @@ def test_lesson_03(data, run_lesson_fast):
         assert r["relative_improvement"] == pytest.approx((e_m - e_dt) / e_m)
     assert {r["method"] for r in res["relative_improvement"]} == set(METHODS) - {"dense", "deepthin"}
     assert len(res["verdicts"]) == len(params["FACTORS"])
-    for F, line in zip(params["FACTORS"], res["verdicts"]):     # "best here" is the highest mean accuracy
+    for F, line in zip(params["FACTORS"], res["verdicts"]):     # "highest mean" is the highest mean accuracy
         best = max((m for m in METHODS[1:] if (m, F) in got), key=lambda m: got[(m, F)]["acc_mean"])
-        assert line.startswith(f"1/{F}: DeepThin {got[('deepthin', F)]['acc_mean']:.3f}; best here: {best} ")
+        assert line.startswith(f"1/{F}: DeepThin {got[('deepthin', F)]['acc_mean']:.3f}; highest mean: {best} ")
         for r in res["relative_improvement"]:
             if r["factor"] == F and r["verdict"] != "within noise":
                 assert f"DeepThin {r['verdict']} than" in line and r["method"] in line
+    assert "never worse" not in out["text"] and "best here" not in out["text"]
+
+    # every verdict word agrees with the numbers printed beside it (recomputed here from the JSON)
+    cmps = {(c["method"], c["factor"]): c for c in res["comparisons"]}
+    assert set(cmps) == {(r["method"], r["factor"]) for r in res["relative_improvement"]}
+    for r in res["relative_improvement"]:                  # the same paired verdicts as Table 1's
+        c = cmps[(r["method"], r["factor"])]
+        assert c["verdict"] == r["verdict"] == ("better" if c["low"] > 0 else "worse" if c["high"] < 0 else "within noise")
+        assert c["diff"] == pytest.approx(r["acc_diff"]) and c["diff"] == pytest.approx(c["acc_a"] - c["acc_b"])
+        (line,) = [x for x in res["interpretations"]
+                   if x.startswith(f"1/{c['factor']}, DeepThin against {study.LABELS[c['method']]}:")]
+        assert (f"DeepThin {c['acc_a']:.3f} vs {study.LABELS[c['method']]} {c['acc_b']:.3f}" if c["diff"] != 0 else
+                f"both {c['acc_a']:.3f}") in line
+        assert f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}" in line
+        assert ("ahead" in line) == (c["diff"] > 0) and ("behind" in line) == (c["diff"] < 0)
+        assert ("beyond noise" in line) == (c["verdict"] != "within noise")
+        if c["verdict"] != "within noise":
+            assert f"DeepThin is {c['verdict']}, beyond noise" in line
+    for m in METHODS[2:]:
+        (summary,) = [x for x in res["interpretations"] if x.startswith(f"→ DeepThin against {study.LABELS[m]}:")]
+        for v, said in (("better", "better beyond noise at"), ("worse", "worse beyond noise at"),
+                        ("within noise", "within noise at")):
+            sizes = ", ".join(f"1/{F}" for F in params["FACTORS"] if cmps.get((m, F), {}).get("verdict") == v) or "none"
+            assert f"{said} {sizes}" in summary
+        expected = study.EXPECTATIONS[m][0]
+        held = all(cmps[(m, F)]["verdict"] == {"better": "better", "similar": "within noise"}[expected]
+                   for F in params["FACTORS"] if (m, F) in cmps)
+        assert summary.endswith("as expected at every size.") == held and ("Known reasons" in summary) == (not held)
+    shuffled_better = [F for F in params["FACTORS"] if cmps[("deepthin_shuffled", F)]["verdict"] == "better"]
+    assert res["relayout_answer"].startswith("Does the re-layout buy accuracy")
+    assert ("Yes at" in res["relayout_answer"]) == bool(shuffled_better) and res["relayout_answer"] in out["text"]
+    assert "Predict first: At 1/" in out["text"] and "The run measured" in out["text"]   # predict-first, then reveal
 
     # r = 1 (the default) against the largest rank: one row per size, the verdict against the noise
     rank = res["rank_comparison"]
@@ -112,11 +144,25 @@ def test_lesson_03(data, run_lesson_fast):
     torch_rows = res["torch_timing"]
     assert len(torch_rows) == len(params["FACTORS"]) * 2
     assert all(t["max_rel_diff"] < 1e-4 and t["fused_us"] > 0 for t in torch_rows)
-    assert len(res["timing_notes"]) >= 4 and "Bytes: at batch 1" in out["text"]
+    assert len(res["timing_notes"]) >= 5 and "Bytes: at batch 1" in out["text"]
+    # the notes' wins and losses are the measured ones: a speedup > 1 is named a win, any other a loss
+    wins, losses = res["timing_notes"][0].split("where it does not")
+    named = [("the 2048 x 2048 layer", res["timing_paper_layer"]), ("the TFKaldi network", res["timing_tfkaldi"]),
+             *[(f"the course DNN at 1/{t['factor']}", [t]) for t in timing if t["layer"] == "all"]]
+    for label, rows in named:
+        for t in rows:
+            assert f"{label} at batch {t['batch']} ({t['speedup']:.2f}x)" in (wins if t["speedup"] > 1 else losses)
+    b1 = res["timing_paper_layer"][0]
+    assert ("did not pay" in res["timing_notes"][1]) == (b1["speedup"] <= 1)
+    assert "y = 1: same speed" in str(out["charts"])                  # the labelled rule on the speedup chart
 
     for name in ("relayout", "n_alignments", "lower_bound"):
         assert f"✓ {name} is right" in out["text"]
-    assert "DeepThin" in out["text"] and "best here" in out["text"]
+    assert "DeepThin" in out["text"] and "highest mean" in out["text"]
     assert len(out["charts"]) >= 8 and all("image/svg+xml" in o["data"] for o in out["charts"])
     assert out["widgets"], "the DeepThin explorer must be displayed"
+    # the explorer opens where the projection is computed to mean something, not at a fixed factor
+    ex = res["explorer"]
+    start, why = study.explorer_start(ex["projection"], baseline=ex["baseline"], chance=ex["chance"])
+    assert ex["start"] == start and why in out["text"]
     assert res["peak_memory_mb"] < 2000

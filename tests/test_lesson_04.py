@@ -11,8 +11,10 @@ import math
 import numpy as np
 import pytest
 
-from thinlab import charts, course
+from thinlab import charts, course, teach
+from thinlab.experiments import quant_study as qs
 from thinlab.experiments import quant_sweep as qm
+from thinlab.models import build_model
 
 CHANCE_MARGIN = 0.05     # the CI baseline (2 epochs, 24 clips per word) beats chance by at least this much
 
@@ -38,7 +40,7 @@ def test_lesson_04(data, run_lesson_fast):
 
     # fixed point: the thesis's word lengths, bytes and error monotone in bits, 16 bits = float
     fixed = res["fixed_point"]
-    assert [r["bits"] for r in fixed] == [16, 8, 6, 4, 3, 2]
+    assert [r["bits"] for r in fixed] == params["FIXED_BITS"]
     assert all(a["bytes"] > b["bytes"] for a, b in zip(fixed, fixed[1:]))
     assert all(a["relative_error"] < b["relative_error"] for a, b in zip(fixed, fixed[1:]))
     assert fixed[0]["relative_error"] < 1e-6 and fixed[0]["vs_float32"] != "worse"
@@ -96,6 +98,7 @@ def test_lesson_04(data, run_lesson_fast):
             assert r["post-training"] == pytest.approx(rows[("uniform_sym_channel", r["bits"])]["accuracy"])
         lo, hi = r["interval"]
         assert r["verdict"] == ("better" if lo > 0 else "worse" if hi < 0 else "within noise")
+        assert ("within noise" in r["sentence"]) == (r["verdict"] == "within noise") and r["sentence"] in out["text"]
 
     # the explorer's plain rows: finer with bits, and 8 bits on one layer keeps the validation accuracy
     ex = res["explorer_plain"]
@@ -107,9 +110,79 @@ def test_lesson_04(data, run_lesson_fast):
     for name in ("best_frac_bits", "symmetric_quantize", "packed_bytes"):
         assert f"✓ {name} is right" in out["text"]
     assert "fixed point, best F: " + ", ".join(f"{r['bits']} bits {r['test_acc']:.3f}" for r in fixed) in out["text"]
+    check_lstm_models_and_challenge(res, out, params)
     assert f"int8 cast (no scale): {res['int8_cast']['test_acc']:.3f}" in out["text"]
     assert len(out["charts"]) >= 11 and all("image/svg+xml" in o["data"] for o in out["charts"])
     for o in out["charts"]:
         assert not charts.lint(o["data"]["application/vnd.vegalite.v5+json"])
     assert out["widgets"], "the bits explorer should be displayed"
     assert res["peak_memory_mb"] < 2048
+
+
+def _fresh(name, res):
+    """A fresh model of lesson 00's architecture ``name`` for this data (bytes depend on shapes only)."""
+    return build_model(name, res["baseline"]["n_classes"])
+
+
+def check_lstm_models_and_challenge(res, out, params):
+    rng = np.random.default_rng(1)
+    # the thesis's fixed-point table on the LSTM: every matrix at each word length, bytes recomputed
+    lstm = _fresh("lstm", res)
+    W = qm.weight_tensors(lstm)
+    other = qm.other_bytes(lstm, layers=list(W))
+    lf = res["lstm_fixed_point"]
+    assert [r["bits"] for r in lf] == params["FIXED_BITS"]
+    for r in lf:
+        assert set(r["best_F"]) == set(W) == {"lstm.weight_ih_l0", "lstm.weight_hh_l0", "fc1.weight", "fc2.weight"}
+        assert r["bytes"] == other + sum(qm.quantize_layer(rng.normal(size=w.shape), method="fixed", n_bits=r["bits"]).bytes
+                                         for w in W.values())
+    assert all(a["bytes"] > b["bytes"] and a["relative_error"] < b["relative_error"] for a, b in zip(lf, lf[1:]))
+    assert lf[0]["relative_error"] < 1e-6 and lf[0]["vs_float32"] != "worse"
+    assert "LSTM fixed point, best F: " + ", ".join(f"{r['bits']} bits {r['test_acc']:.3f}" for r in lf) in out["text"]
+
+    # the three models: every quantiser of MODEL_QUANTIZERS at each bit it takes; per-tensor bytes recomputed
+    rows = res["models"]
+    assert {r["model"] for r in rows} == {"dnn", "cnn", "lstm"}
+    for name in ("cnn", "lstm"):
+        m = _fresh(name, res)
+        Wm = qm.weight_tensors(m)
+        mine = {(r["method"], r["bits"]): r for r in rows if r["model"] == name}
+        assert mine[("float32", 32)]["bytes"] == sum(4 * w.size for w in Wm.values()) + qm.other_bytes(m, layers=list(Wm))
+        for method in params["MODEL_QUANTIZERS"]:
+            _, lo, hi = qm.METHODS[method]
+            assert sorted(b for k, b in mine if k == method) == [b for b in params["BITS"] if lo <= b <= hi]
+            for b in [b for k, b in mine if k == method]:
+                if method == "uniform_asym_channel":
+                    q = qm.quantize_weights({n: rng.normal(size=w.shape) for n, w in Wm.items()}, method=method, n_bits=b)
+                    assert mine[(method, b)]["bytes"] == qm.model_bytes(m, q), (name, method, b)
+                assert mine[(method, b)]["bytes"] < mine[("float32", 32)]["bytes"]
+
+    # per budget: the validation-best setting that fits; the winner is the best test accuracy among those
+    choice, wins = res["budget_choice"], res["budget_winners"]
+    assert [w["budget"] for w in wins] == params.get("BUDGETS", [32_000, 64_000, 256_000, 1_000_000])
+    for c in choice:
+        mine = [r for r in rows if r["model"] == c["model"] and r["bytes"] <= c["budget"]]
+        assert c["fits"] == bool(mine)
+        if mine:
+            assert c["bytes"] <= c["budget"] and c["val accuracy"] == max(r["val_accuracy"] for r in mine)
+    for w in wins:
+        fit = [c for c in choice if c["budget"] == w["budget"] and c["fits"]]
+        assert w["fits"] == [c["model"] for c in sorted(fit, key=lambda c: -c["test accuracy"])]
+        if len(fit) >= 2:
+            cmp = w["comparison"]
+            assert cmp["verdict"] == ("better" if cmp["low"] > 0 else "worse" if cmp["high"] < 0 else "within noise")
+            assert cmp["acc_a"] >= cmp["acc_b"] - 1e-12 and w["n_seeds"] == len(params["SEEDS"])
+        assert f"{teach.human_bytes(w['budget'])} {(w['winner'] or 'none').upper()}" in out["text"]
+    assert "Which model is most accurate within" in out["text"]
+
+    # the design challenge: the reference plan (SOLUTIONS) passes, the naive default does not
+    ch = res["challenge"]
+    base = res["baseline"]
+    assert ch["plan"] == ch["reference_plan"] and ch["passed"] is True
+    assert ch["bytes"] <= ch["size_limit"] == int(base["bytes"] / 12) and ch["accuracy"] >= ch["accuracy_bar"]
+    assert ch["naive_bytes"] > ch["size_limit"], "the naive default (4 bits everywhere) must not meet the limit"
+    assert ch["bytes"] == qs.plan_bytes(ch["scan"], ch["plan"], total_bytes=base["bytes"])      # scan bytes = size_report
+    assert ch["accuracy_bar"] <= base["test_acc"] - 0.02 + 1e-12
+    assert ch["bar_lowered"] == (ch["accuracy_bar"] < ch["wanted_bar"])
+    assert sorted({r["bits"] for r in ch["scan"]}) == params["SCAN_BITS"]
+    assert "✓ challenge met" in out["text"] and f"LEADERBOARD | 04 bits per layer | you | {ch['bytes']} |" in out["text"]

@@ -53,6 +53,9 @@ def test_lesson_05(run_lesson_fast, data):
         assert p["test_acc"] * n_test == pytest.approx(round(p["test_acc"] * n_test))
         assert p["s_per_epoch"] == pytest.approx(p["seconds"] / budget["epochs"]) and p["seconds"] > 0
     assert prec["fp32"]["skipped_steps"] == prec["bf16"]["skipped_steps"] == 0   # float32's range: no overflow
+    assert budget["seeds"] == fast["SEEDS"] and budget["steps"] == fast["HALF_EPOCHS"] * math.ceil(budget["n_train"] / 64)
+    for p in prec.values():                     # the reported accuracy is the mean over seeds
+        assert len(p["seed_accs"]) == len(fast["SEEDS"]) and p["test_acc"] == pytest.approx(sum(p["seed_accs"]) / len(p["seed_accs"]))
     replay = res["loss_scale_replay"]     # the learner's rule replayed every step of the FP16 run
     assert replay["n_steps"] == budget["epochs"] * math.ceil(budget["n_train"] / 64)
     assert replay["n_skipped"] == prec["fp16"]["skipped_steps"]
@@ -69,8 +72,14 @@ def test_lesson_05(run_lesson_fast, data):
             assert r["n_train"] == 0 and r["test_acc"] == pytest.approx(res["cast"]["fp16 (cast)"])
         else:
             assert r["n_train"] == max(1, round(r["fraction"] * budget["n_train"]))
-            assert tr[key[r["start"]]][str(r["fraction"])] == r["test_acc"]
+            assert r["steps"] == tr["epochs"] * math.ceil(r["n_train"] / 64)
+            assert r["test_acc"] == pytest.approx(sum(r["seed_accs"]) / len(r["seed_accs"]))
+            if r["start"] in key:
+                assert tr[key[r["start"]]][str(r["fraction"])] == r["test_acc"]
+            else:                                   # the float32 control runs at the smallest share only
+                assert r["start"] == "from scratch, FP32" and r["fraction"] == min(tr["fractions"])
     assert tr["cast_only"] == res["cast"]["fp16 (cast)"]
+    _check_transfer_explained(res, out["text"], n_classes=res["baseline"]["n_classes"])
 
     for name in ("float_spacing", "underflows", "loss_scale_update"):
         assert f"✓ {name} is right" in out["text"]
@@ -81,3 +90,39 @@ def test_lesson_05(run_lesson_fast, data):
     for o in out["charts"]:
         assert not charts.lint(o["data"]["application/vnd.vegalite.v5+json"])
     assert res["peak_memory_mb"] < 2000
+
+
+def _check_transfer_explained(res, text, *, n_classes):
+    """The interpretation printed under the transfer curve: its direction words agree with its numbers."""
+    tr, ex = res["transfer"], res["transfer"]["explained"]
+    flat = " ".join(text.split())
+    assert ex["chance"] == pytest.approx(1 / n_classes)
+    for f, c in ex["pure_vs_cast"].items():        # each verdict agrees with its own interval
+        assert c["verdict"] == ("worse" if c["high"] < 0 else "better" if c["low"] > 0 else "within noise")
+        assert c["acc_a"] == pytest.approx(tr["from_fp32"][f]) and c["acc_b"] == pytest.approx(tr["cast_only"])
+    fell = [float(f) for f, c in ex["pure_vs_cast"].items() if c["verdict"] == "worse"]
+    assert ex["fell_below_cast"] == fell
+    shown = ", ".join(f"{f:.0%}" for f in fell) or "no share"
+    assert f"fell below the cast model (accuracy {tr['cast_only']:.3f}) beyond noise at {shown}" in flat
+    for f, c in ex["mixed_vs_pure_where_fell"].items():
+        assert c["acc_a"] == pytest.approx(tr["from_fp32_mixed"][f]) and c["acc_b"] == pytest.approx(tr["from_fp32"][f])
+    held = [f for f, c in ex["mixed_vs_pure_where_fell"].items() if c["verdict"] == "better"]
+    assert ("optimizer state and weights" in flat) == bool(held)
+    stuck = [float(f) for f, v in ex["scratch"].items() if v["acc"] <= ex["chance"] + 2 * v["se"]]
+    assert ex["scratch_near_chance"] == stuck
+    for f, v in ex["scratch"].items():
+        assert v["acc"] == pytest.approx(tr["from_scratch"][f])
+    if stuck:
+        ctrl = ex["scratch_fp32_control"]
+        assert ctrl["near_chance"] == (ctrl["acc"] <= ex["chance"] + 2 * ctrl["se"])
+        assert (("also near chance" if ctrl["near_chance"] else "well above chance") + "") in flat
+    else:
+        assert "rose above chance" in flat
+    first = tr["first_step"]                   # Adam's first step in FP32 master weights moves no weight by 2·lr
+    assert first["mixed"]["over_2lr"] == 0 and 0 <= first["pure"]["over_2lr"] <= 1
+    assert "Hint 1 (concept)" in flat and flat.count("Hint 1 (concept)") >= 3
+    assert "Pure FP16 retrained from the FP32 CNN on" in flat and "The run measured" in flat   # predict, reveal
+    vs = res["fp32_vs_fp16"]                     # teach.interpret's head, with the direction word from the numbers
+    way = "ahead" if vs["diff"] > 0 else "behind" if vs["diff"] < 0 else "level"
+    assert (f"FP32 {vs['acc_a']:.3f} vs FP16 {vs['acc_b']:.3f}, FP32 {abs(100 * vs['diff']):.1f} points {way}" in flat
+            if way != "level" else f"both {vs['acc_a']:.3f}" in flat)

@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thinlab import charts, course
+import ast
+from pathlib import Path
+
+import nbformat
+
+from thinlab import charts, course, stats, teach
 from thinlab.experiments import pareto, pipeline as pl
 
 #: on the CI run (2 epochs, 24 clips per word) the teacher beats chance (1/10) by at least this much on real speech
@@ -48,6 +53,11 @@ def test_lesson_06(run_lesson_fast, data):
     assert not learned or stages[1]["acc_ft"] >= KEEP_SHARE * teacher["acc"], "a mild stage lost most of the accuracy"
     assert stages[1]["factor"] >= 3 - 1e-9 and res["keep_units"] < teacher["widths"][0]
     assert [f["where"] for f in res["forum"]] == [f["where"] for f in pareto.forum_check(stages)]
+    for f in res["forum"]:                         # "inside / below / above" agrees with the number printed beside it
+        lo, hi = f["expected"]
+        printed = float(f["text"].split("we measured ")[1].split("x")[0])
+        assert f["where"] == ("below" if printed < lo else "above" if printed > hi else "inside"), f["text"]
+        assert f["text"] in out["text"]
 
     t = res["targets"]
     assert np.isclose(t["lost_points"], 100 * (teacher["acc"] - stages[-1]["acc_ft"]))
@@ -60,21 +70,64 @@ def test_lesson_06(run_lesson_fast, data):
 
     kd = res["distillation"]
     assert kd["bytes"] == b[-1] and kd["epochs"] == fast["DISTILL_EPOCHS"]
+    assert kd["seeds"] == fast.get("DISTILL_SEEDS", [0, 1, 2]) and len(kd["per_seed"]) == len(kd["seeds"])
     assert kd["acc_pipeline"] == stages[-1]["acc_ft"]
+    assert np.isclose(kd["acc_alone"], np.mean([r["alone"] for r in kd["per_seed"]]))      # seeds averaged
     assert np.isclose(kd["vs_alone"]["diff"], kd["acc_distilled"] - kd["acc_alone"])
+    cmp = stats.Comparison(**kd["vs_alone"])         # the printed interpretation is the one its numbers give
+    said = teach.interpret(cmp, expected="better", claim="distillation against training alone",
+                           reasons=pareto.distillation_reasons(kd, teacher["acc"]))
+    assert said in out["text"]
+    way = "ahead" if cmp.diff > 0 else "behind" if cmp.diff < 0 else None
+    assert way is None or f"distilled {abs(100 * cmp.diff):.1f} points {way}" in said
+    assert ("within noise" in said) == (cmp.verdict == "within noise")
+    assert ("not the expected" in said or "did not show" in said) == (cmp.verdict != "better")
 
     pts = res["pareto"]["points"]
     methods = {p["method"] for p in pts}
-    assert set(fast["PARETO_METHODS"]) <= methods and {"pipeline", "distilled", "alone", "dense"} <= methods
+    assert set(fast["PARETO_METHODS"]) <= methods and {"pipeline", "distilled", "alone"} <= methods
+    assert {"baseline: dnn", "baseline: cnn", "baseline: lstm"} <= methods        # every baseline of lesson 00
+    assert {"baseline: cnn quantised", "baseline: lstm quantised"} <= methods
+    assert len({p["family"] for p in pts}) <= 8                                    # one colour and shape each
     assert {f"quant: {m}" for m in fast["QUANT_METHODS"]} <= methods
     assert all(p["bytes"] > 0 and np.isclose(p["factor"], b[0] / p["bytes"]) for p in pts)
-    dense = next(p for p in pts if p["method"] == "dense")
+    dense = next(p for p in pts if p["method"] == "baseline: dnn")
     assert np.isclose(dense["acc"], teacher["acc"]) and dense["bytes"] == b[0]
     assert sorted(p["bytes"] for p in pts if p["method"] == "pipeline") == sorted(b[1:])
     front = [tuple(f) for f in res["pareto"]["front"]]
     assert front == [(p["method"], p["detail"]) for p in pl.pareto_front(pts)]
     q4 = [p for p in pts if p["method"] == "quant: uniform_sym_channel"]   # 4-bit per-channel: a mild quantiser
     assert q4 and (not learned or all(p["acc"] >= KEEP_SHARE * teacher["acc"] for p in q4))
+
+    ship, budget = res["ship"], res["ship"]["budget"]              # "what should I ship at 64 KB?", recomputed
+    assert budget == pareto.SHIP_BYTES
+    fits = [p for p in pts if p["bytes"] <= budget]
+    best = max(fits, key=lambda p: (p["acc"], -p["bytes"]), default=None)
+    assert (ship["best"] is None) == (best is None)
+    if best is not None:
+        assert (ship["best"]["method"], ship["best"]["detail"]) == (best["method"], best["detail"])
+        assert f"The most accurate model at or under it is {pareto.point_name(best)}" in out["text"]
+    base = [p["acc"] for p in fits if p["method"].startswith("baseline:")]
+    pipe = [p["acc"] for p in fits if p["method"] == "pipeline"]
+    want = max(base) > max(pipe) if base and pipe else None
+    assert ship["baseline_beats_pipeline"] == want
+    big = min(p["bytes"] for p in pts if p["method"] in ("baseline: cnn", "baseline: lstm", "baseline: dnn"))
+    assert ("No baseline fits as trained" in out["text"]) == (big > budget)
+
+    cap = res["capstone"]                            # SOLUTIONS: the reference passes; the naive default would not
+    assert cap["choice"] == pareto.CAPSTONE_REFERENCE and cap["passed"]
+    assert cap["bytes"] <= cap["size_limit"] == budget and cap["acc"] >= cap["accuracy_bar"]
+    assert np.isclose(cap["accuracy_bar"], max(0.0, teacher["acc"] - pareto.CAPSTONE_LOSS / 100))
+    assert cap["default_bytes"] > cap["size_limit"]
+    cell = next(c.source for c in nbformat.read(Path(course.__file__).parents[1] / "lessons" / "06_pipeline.ipynb", 4).cells
+                if "CHOICE = dict(" in c.source)
+    literal = next(l for l in cell.splitlines() if l.startswith("CHOICE = dict("))
+    call = ast.parse(literal.split("#")[0].strip()).body[0].value
+    assert {k.arg: ast.literal_eval(k.value) for k in call.keywords} == cap["default"]
+    assert f"LEADERBOARD | 06 capstone, {teach.human_bytes(budget)} | you | {cap['bytes']} | {cap['acc']:.4f} | pass" \
+        in out["text"] and "✓ challenge met" in out["text"]
+    assert out["text"].count("No guess was written") == 3      # the three predict-first cells, revealed
+    assert out["text"].count("Stuck on") + out["text"].count("Hint 1") >= 2          # hints for both exercises
 
     sv = res["saved"]
     assert sv["same_predictions"] and sv["max_logit_diff"] < 1e-4

@@ -78,3 +78,15 @@ def test_lesson_07(run_lesson_fast, data):
         spec = o["data"]["application/vnd.vegalite.v5+json"]
         assert not charts.lint(spec), charts.lint(spec)
     assert res["peak_memory_mb"] < 2000
+
+
+@pytest.mark.parametrize("runtime_x, int8_x, words", [
+    (3.0, 1.5, "Most of ours comes from the runtime (3.00x), less from the 8-bit arithmetic (1.50x)"),
+    (1.2, 4.0, "Most of ours comes from the 8-bit arithmetic (4.00x)"),
+    (2.0, 2.0, "about equally"),
+    (3.0, 0.8, "All of ours comes from the runtime (3.00x); the 8-bit arithmetic slowed it down (0.80x)"),
+    (0.9, 1.05, "no speedup at all"), (0.5, 0.5, "no speedup at all")])
+def test_the_speedup_attribution_follows_its_numbers(runtime_x, int8_x, words):
+    assert words in study.attribution(runtime_x, int8_x)
+    with pytest.raises(ValueError, match="must be positive"):
+        study.attribution(0.0, 1.0)

@@ -13,13 +13,17 @@ Lessons need no raw altair: builders ``lines``, ``bars``, ``scatter``, ``histogr
 ``image_grid``, ``categorical_heatmap``, ``small_multiples``, ``waterfall`` (``log_x=``/``log_y=`` for log
 axes); overlays ``rules`` (labelled reference lines) and ``band`` (a shaded interval); composition
 ``layer(a, b, ...)`` (or ``a + b``) and ``grid([a, b, ...], columns=N)`` (or ``a | b``). ``lint(chart)``
-lists what breaks the house style (≤ 10 colours, no symlog, readable log ticks, heatmap axes, title width).
+lists what breaks the house style (≤ 10 colours, no symlog without enough ticks, explicit log ticks,
+heatmap axes, labelled reference rules, no overlapping tick labels, nothing clipped: titles wrapped to the
+chart's width, legends and category labels kept whole); ``svg_problems(svg)`` checks a rendered static SVG
+for text that is cut.
 
 Taught in: all lessons (first in 00_speech_commands)
 """
 from __future__ import annotations
 
 import contextlib
+import re
 
 import altair as alt
 import numpy as np
@@ -84,11 +88,16 @@ enable()
 #
 # Every builder below follows the rules that :func:`lint` checks: at most 10 colours in one colour scale,
 # no symlog scale, log axes with explicit ticks at 1·10^k (plus 2·10^k and 5·10^k when the axis spans under
-# two decades) and ``labelOverlap``, heatmaps with axes, and titles of at most ``TITLE_WIDTH`` characters a line.
+# two decades), thinned until their labels fit the axis, and ``labelOverlap``; heatmaps with titled axes and
+# ticks that fit; reference rules with a text label; titles wrapped to the chart's width (at most
+# ``TITLE_WIDTH`` characters a line); legend and category labels with limits that keep them whole.
 
 MAX_COLORS = 10
 TITLE_WIDTH = 60
 MAX_LOG_TICKS = 8
+#: estimated width of one character: a tick / legend label at the default 10 px font, a 13 px bold title
+CHAR_PX = 6.0
+TITLE_CHAR_PX = 7.0
 _DASHES = [[1, 0], [5, 3], [2, 2], [8, 3, 2, 3], [1, 3]]
 _SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-left", "triangle-right"]
 # tick labels: "1", "20", "5k", "10M" when every tick is >= 1; else "1e-4", "0.02", "0.5", "1e4"
@@ -134,9 +143,53 @@ def wrap_title(text, width: int = TITLE_WIDTH):
     return lines + [line]
 
 
-def _chart_title(title):
-    """A chart title, or nothing for "" / None (an empty title in a layer would hide its siblings')."""
-    return wrap_title(title) if title else alt.Undefined
+def title_chars(width_px) -> int:
+    """How many title characters fit on one line of a chart ``width_px`` wide (at most ``TITLE_WIDTH``).
+
+    Taught in: all lessons (every builder wraps its title to its width)
+    """
+    if not isinstance(width_px, (int, float)) or width_px <= 0:
+        return TITLE_WIDTH
+    return int(max(8, min(TITLE_WIDTH, width_px // TITLE_CHAR_PX)))
+
+
+def _chart_title(title, width_px=None):
+    """A chart title wrapped to ``width_px``, or nothing for "" / None (an empty title in a layer would hide
+    its siblings')."""
+    return wrap_title(title, title_chars(width_px)) if title else alt.Undefined
+
+
+def _label_px(labels, font: float = 10) -> float:
+    """Estimated pixel width of the longest of ``labels`` at a ``font`` px font."""
+    return max([len(str(s)) for s in labels] or [0]) * CHAR_PX * font / 10
+
+
+def _limit(labels, *, default: int, cap: int = 320, font: float = 10) -> int:
+    """A ``labelLimit`` that keeps the longest of ``labels`` whole (at least Vega's ``default``, at most ``cap``)."""
+    return int(min(cap, max(default, np.ceil(_label_px(labels, font)) + 4)))
+
+
+def _legend(labels, title) -> alt.Legend:
+    """A legend whose label and title limits keep ``labels`` and ``title`` whole (up to 320 px)."""
+    return alt.Legend(labelLimit=_limit(labels, default=160),
+                      titleLimit=_limit([title] if title else [], default=180, font=11))
+
+
+def _width_of(chart):
+    """The pixel width of an altair chart (a unit, layer or grid), or None when unknown."""
+    w = getattr(chart, "width", alt.Undefined)
+    if isinstance(w, (int, float)):
+        return float(w)
+    for key, join in (("hconcat", sum), ("vconcat", max), ("layer", max)):
+        kids = getattr(chart, key, alt.Undefined)
+        if kids is not alt.Undefined and kids:
+            ws = [_width_of(k) for k in kids]
+            if any(x is None for x in ws):
+                return None
+            sp = getattr(chart, "spacing", alt.Undefined)
+            sp = sp if isinstance(sp, (int, float)) else 20
+            return join(ws) + (sp * (len(ws) - 1) if key == "hconcat" else 0)
+    return None
 
 
 def _num(v) -> float | None:
@@ -171,8 +224,43 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = MAX_LOG_TICKS) -> tuple[
     return ticks, [float(f"1e{k0}"), float(f"1e{k1}")]
 
 
-def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None, axis_extra=None):
-    """(scale, axis) for a log channel holding ``vals`` (positive floats)."""
+def _ticks_fit(ticks, dom, *, length, channel, expr) -> bool:
+    """Whether the labels of ``ticks`` on a log axis of ``length`` px over ``dom`` keep clear of each other."""
+    if not length or len(ticks) < 2:
+        return True
+    axis = {"labelExpr": expr}
+    span = np.log10(dom[1]) - np.log10(dom[0]) or 1.0
+    pos = [(np.log10(t) - np.log10(dom[0])) / span * length for t in ticks]
+    labels = [tick_label(t, axis) for t in ticks]
+    for (p0, t0), (p1, t1) in zip(zip(pos, labels), zip(pos[1:], labels[1:])):
+        need = (len(t0) + len(t1)) / 2 * CHAR_PX + 2 if channel == "x" else 11
+        if abs(p1 - p0) < need:
+            return False
+    return True
+
+
+def fit_log_ticks(ticks, dom, *, length, channel: str = "x", expr: str | None = None) -> list[float]:
+    """``ticks`` thinned until their labels fit an axis ``length`` px long: first the 2·10^k and 5·10^k
+    ticks go, then every second power of ten, and so on (the first power always stays).
+
+    Taught in: all lessons (every log axis)
+    """
+    expr = expr or (_LABEL_SI if ticks and min(ticks) >= 1 else _LABEL_SMALL)
+    ticks = list(ticks)
+    if _ticks_fit(ticks, dom, length=length, channel=channel, expr=expr):
+        return ticks
+    powers = [t for t in ticks if abs(np.log10(t) - round(np.log10(t))) < 1e-9]
+    for stride in range(1, len(powers) + 1):
+        kept = powers[::stride]
+        if len(kept) < 2 or _ticks_fit(kept, dom, length=length, channel=channel, expr=expr):
+            return kept
+    return powers[:1]
+
+
+def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None, axis_extra=None,
+                    length=None, channel: str = "x"):
+    """(scale, axis) for a log channel holding ``vals`` (positive floats); ``length``: the axis in px, so
+    the ticks can be thinned until their labels do not collide."""
     vals = [v for v in vals if v is not None and v > 0]
     if domain is not None:
         lo, hi = domain
@@ -190,6 +278,8 @@ def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None
         dom[0] = float(floor)
     ticks = [t for t in ticks if dom[0] * (1 - 1e-9) <= t <= dom[1] * (1 + 1e-9)]
     expr = _LABEL_SI if ticks and min(ticks) >= 1 else _LABEL_SMALL
+    if length and ticks:
+        ticks = fit_log_ticks(ticks, dom, length=length, channel=channel, expr=expr)
     axis = alt.Axis(values=ticks, labelExpr=expr, labelOverlap="greedy", labelFlush=False, grid=True,
                     **(axis_extra or {}))
     return alt.Scale(type="log", domain=dom, nice=False, clamp=floor is not None), axis
@@ -252,16 +342,18 @@ def _grouped(rows, field, group):
     return [dict(r, **{key: fam.get(r.get(field))}) for r in rows], key
 
 
-def _color(field, *, sort=None, scheme=None, title=None):
+def _color(field, *, sort=None, scheme=None, title=None, rows=None):
     kw = {"sort": sort} if sort is not None else {}
     scale = alt.Scale(scheme=scheme) if scheme else alt.Undefined
-    return alt.Color(f"{field}:N", scale=scale, title=title if title is not None else field, **kw)
+    title = title if title is not None else field
+    return alt.Color(f"{field}:N", scale=scale, title=title, legend=_legend(_distinct(rows or [], field), title), **kw)
 
 
 def _dash_enc(rows, dash, order=None):
     domain = list(order) if order is not None else _distinct(rows, dash)
     rng = [_DASHES[i % len(_DASHES)] for i in range(len(domain))]
-    return alt.StrokeDash(f"{dash}:N", scale=alt.Scale(domain=domain, range=rng), title=dash)
+    return alt.StrokeDash(f"{dash}:N", scale=alt.Scale(domain=domain, range=rng), title=dash,
+                          legend=_legend(domain, dash))
 
 
 def _tooltip(rows, fields):
@@ -273,8 +365,9 @@ def _tooltip(rows, fields):
 
 
 def _pos(channel, field, typ, *, log, rows, title, floor=None, domain=None, zero=False, sort=None,
-         axis_extra=None, axis=True):
-    """An X/Y (or XOffset-free) positional encoding, log or linear."""
+         axis_extra=None, axis=True, length=None):
+    """An X/Y (or XOffset-free) positional encoding, log or linear; ``length``: the axis in px (thins log
+    ticks, sizes category labels)."""
     cls = {"x": alt.X, "y": alt.Y}[channel]
     kw = {}
     if sort is not None or typ in ("N", "O"):
@@ -283,12 +376,15 @@ def _pos(channel, field, typ, *, log, rows, title, floor=None, domain=None, zero
         kw["axis"] = None
     if log:
         scale, ax = _log_scale_axis([_num(r.get(field)) for r in rows], floor=floor, domain=domain,
-                                    axis_extra=axis_extra)
+                                    axis_extra=axis_extra, length=length, channel=channel)
         return cls(f"{field}:{typ}", scale=scale, title=title, **({"axis": ax} if axis else kw))
     if typ == "Q":
         kw["scale"] = alt.Scale(zero=zero, **({"domain": list(domain)} if domain is not None else {}))
-    if axis and axis_extra:
-        kw["axis"] = alt.Axis(**axis_extra)
+    extra = dict(axis_extra or {})
+    if typ in ("N", "O"):        # category labels: keep them whole
+        extra.setdefault("labelLimit", _limit(_distinct(rows, field), default=180))
+    if axis and extra:
+        kw["axis"] = alt.Axis(**extra)
     return cls(f"{field}:{typ}", title=title, **kw)
 
 
@@ -326,7 +422,7 @@ def layer(*charts, width: int | None = None, height: int | None = None, title: s
     chart = alt.layer(*charts)
     props = {k: v for k, v in sizes.items() if v is not None}
     if title is not None:
-        props["title"] = wrap_title(title)
+        props["title"] = wrap_title(title, title_chars(sizes["width"]))
     return chart.properties(**props) if props else chart
 
 
@@ -372,7 +468,7 @@ def grid(charts, *, columns: int = 3, title: str | None = None, spacing: int = 1
         raise ValueError("grid() needs at least one chart")
     rows = [alt.hconcat(*charts[i:i + columns], spacing=spacing) for i in range(0, len(charts), columns)]
     out = rows[0] if len(rows) == 1 else alt.vconcat(*rows, spacing=spacing)
-    return out.properties(title=_chart_title(title)) if title else out
+    return out.properties(title=_chart_title(title, _width_of(out))) if title else out
 
 
 def rules(values, *, axis: str = "y", label=None, color: str = "gray", dash: bool = True,
@@ -382,7 +478,8 @@ def rules(values, *, axis: str = "y", label=None, color: str = "gray", dash: boo
     ``axis="y"``: horizontal lines at y = value (a baseline accuracy, speedup 1), labelled at the right end
     above the line. ``axis="x"``: vertical lines at x = value (targets on a bytes axis, float16 limits),
     labelled at the top, staggered over three heights so neighbours do not collide.
-    ``label`` is one string for every rule or one per value (None: no text). Rules outside the other
+    ``label`` is one string for every rule or one per value (None: no text, which :func:`lint` rule 6
+    refuses: every reference line says what it marks). Rules outside the other
     layers' axis domain are clipped. On a log axis, give values > 0.
     Example: ``lines(...) + rules([1.0], axis="x", label="dense bytes", color="crimson")``.
     Taught in: 01_pruning, 02_svd, 03_deepthin, 04_quantization, 05_fp16_transfer, 06_pipeline
@@ -448,18 +545,34 @@ def waveform(audio, *, sr: int = 16000, title: str = "waveform", width: int = 42
     a = a[: len(a) // n * n].reshape(-1, n)  # (points, n) samples per point
     t = np.arange(len(a)) * n / sr
     rows = [{"t": float(ti), "amp": float(v)} for ti, lo, hi in zip(t, a.min(1), a.max(1)) for v in (lo, hi)]
-    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_line(strokeWidth=0.7).encode(
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).mark_line(strokeWidth=0.7).encode(
         x=alt.X("t:Q", title="time (s)"), y=alt.Y("amp:Q", title="amplitude")
     ).properties(width=width, height=height)
 
 
-def _index_ticks(n: int, step: int, k: int = 6) -> list[int]:
-    """≤ k round labels (multiples of 1, 2, 5 × 10^j) among the block start indices 0, step, 2·step, ..."""
+def _index_ticks(n: int, step: int, k: int = 6, *, length: float | None = None, channel: str = "x") -> list[int]:
+    """≤ k round labels (multiples of 1, 2, 5 × 10^j) among the block start indices 0, step, 2·step, ...;
+    with ``length`` (the axis in px) neighbouring labels also keep clear of each other (x: their width,
+    y: their height)."""
     total = n * step
-    for c in (m * 10 ** j for j in range(8) for m in (1, 2, 5)):
-        if c % step == 0 and -(-total // c) <= k:
+
+    def fits(c):
+        if not length:
+            return True
+        gap = c / step * length / n                              # px between neighbouring labels
+        need = len(str(max(0, total - 1))) * CHAR_PX + 4 if channel == "x" else 12
+        return gap >= need
+
+    series = [m * 10 ** j for j in range(8) for m in (1, 2, 5)]
+    for c in series + [step * m for m in series]:                # round indices first, then whole blocks
+        if c % step == 0 and -(-total // c) <= k and (c < total or n == 1) and fits(c):
             return list(range(0, total, c))
-    return [int(round(i)) * step for i in np.linspace(0, n - 1, min(n, k))]
+    for count in range(min(n, k), 0, -1):                        # no round step fits: evenly spaced blocks
+        idx = [int(round(i)) for i in np.linspace(0, n - 1, count)]
+        if count == 1 or not length or min(np.diff(idx)) * length / n >= (
+                len(str(total - 1)) * CHAR_PX + 4 if channel == "x" else 12):
+            return [i * step for i in idx]
+    return [0]
 
 
 def heatmap(M, *, title: str = "", x: str = "column", y: str = "row", color: str = "value",
@@ -483,11 +596,12 @@ def heatmap(M, *, title: str = "", x: str = "column", y: str = "row", color: str
     scale = (alt.Scale(scheme=scheme, **kw) if domain_mid is None
              else alt.Scale(scheme="redblue", domainMid=domain_mid, reverse=True, **kw))
     ax = dict(labelAngle=0, labelOverlap="greedy", ticks=False, domain=False)
-    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_rect().encode(
-        x=alt.X(f"{x}:O", title=x, axis=alt.Axis(values=_index_ticks(R.shape[1], fc), **ax)),
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).mark_rect().encode(
+        x=alt.X(f"{x}:O", title=x, axis=alt.Axis(values=_index_ticks(R.shape[1], fc, length=width, channel="x"), **ax)),
         y=alt.Y(f"{y}:O", title=y, sort="descending" if origin == "lower" else "ascending",
-                axis=alt.Axis(values=_index_ticks(R.shape[0], fr), **ax)),
-        color=alt.Color(f"{color}:Q", scale=scale, title=color, legend=alt.Legend() if legend else None),
+                axis=alt.Axis(values=_index_ticks(R.shape[0], fr, length=height, channel="y"), **ax)),
+        color=alt.Color(f"{color}:Q", scale=scale, title=color,
+                        legend=alt.Legend(titleLimit=_limit([color], default=180, font=11)) if legend else None),
         tooltip=[f"{y}:O", f"{x}:O", alt.Tooltip(f"{color}:Q", format=".3g")],
     ).properties(width=width, height=height)
 
@@ -539,9 +653,9 @@ def categorical_heatmap(rows, *, x: str, y: str, color: str, text: str | None = 
         raise ValueError(f"{color!r} has {len(cats)} categories; at most {MAX_COLORS} colours are readable")
     nx, ny = len(_distinct(rows, x)), len(_distinct(rows, y))
     ax = alt.Axis(labelAngle=0, ticks=False, domain=False)
-    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).encode(
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title, cell * nx)).encode(
         x=alt.X(f"{x}:O", title=x, axis=ax), y=alt.Y(f"{y}:O", title=y, axis=ax))
-    chart = base.mark_rect(stroke="white").encode(color=_color(color, sort=color_sort, scheme=scheme),
+    chart = base.mark_rect(stroke="white").encode(color=_color(color, sort=color_sort, scheme=scheme, rows=rows),
                                                   tooltip=_tooltip(rows, [y, x, color, text]))
     if text:
         chart = chart + base.mark_text(fontSize=12).encode(text=f"{text}:N")
@@ -563,8 +677,10 @@ def confusion(cm, labels, *, title: str = "confusion matrix (rows: true)", width
     cm = np.asarray(cm)
     rows = [{"true": labels[i], "predicted": labels[j], "count": int(cm[i, j])}
             for i in range(len(labels)) for j in range(len(labels))]
-    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).encode(
-        x=alt.X("predicted:N", sort=list(labels)), y=alt.Y("true:N", sort=list(labels)))
+    lim = _limit(labels, default=180)
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).encode(
+        x=alt.X("predicted:N", sort=list(labels), axis=alt.Axis(labelLimit=lim)),
+        y=alt.Y("true:N", sort=list(labels), axis=alt.Axis(labelLimit=lim)))
     rect = base.mark_rect().encode(color=alt.Color("count:Q", scale=alt.Scale(scheme="blues")))
     text = base.mark_text(fontSize=9).encode(text="count:Q")
     return (rect + text).properties(width=width, height=width)
@@ -595,20 +711,23 @@ def bars(rows, *, x: str, y: str, color: str | None = None, title: str = "", wid
         rows, color = _grouped(rows, color, group)
     cat, val = ("y", "x") if horizontal else ("x", "y")
     extra = {"labelAngle": label_angle} if label_angle is not None else None
-    cat_enc = _pos(cat, x, x_type, log=False, rows=rows, title=x if x_title is None else x_title, sort=x_sort, axis_extra=extra)
-    val_enc = _pos(val, y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title, domain=y_domain, zero=True)
+    lengths = {"x": width, "y": height}
+    cat_enc = _pos(cat, x, x_type, log=False, rows=rows, title=x if x_title is None else x_title, sort=x_sort,
+                   axis_extra=extra, length=lengths[cat])
+    val_enc = _pos(val, y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title, domain=y_domain, zero=True,
+                   length=lengths[val])
     enc = {cat: cat_enc, val: val_enc,
            "tooltip": tooltip or _tooltip(rows, [x, y, color])}
     if log_y:
         enc[f"{val}2"] = alt.datum(val_enc.to_dict()["scale"]["domain"][0])  # bars from the axis floor, not from 0
     if color:
-        enc["color"] = _color(color, sort=color_sort)
+        enc["color"] = _color(color, sort=color_sort, rows=rows)
         if offset:
             off = alt.YOffset if horizontal else alt.XOffset
             enc["yOffset" if horizontal else "xOffset"] = off(f"{color}:N", **({"sort": color_sort} if color_sort
                                                                                 else {}))
     mark = {"color": mark_color} if mark_color else {}
-    return alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_bar(**mark).encode(**enc).properties(
+    return alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).mark_bar(**mark).encode(**enc).properties(
         width=width, height=height)
 
 
@@ -653,11 +772,13 @@ def lines(rows, *, x: str, y: str, color: str | None = None, title: str = "", wi
         series, color = (color, cfield) if cfield != color else (None, color)
     y_vals = [{y: _num(r.get(f))} for r in rows for f in y_fields]
     yt = _floor_title(y if y_title is None else y_title, clamped, floor)
-    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, domain=x_domain, sort=x_sort),
-           "y": _pos("y", y, "Q", log=log_y, rows=y_vals, title=yt, floor=floor, domain=y_domain, zero=zero),
+    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, domain=x_domain, sort=x_sort,
+                     length=width),
+           "y": _pos("y", y, "Q", log=log_y, rows=y_vals, title=yt, floor=floor, domain=y_domain, zero=zero,
+                     length=height),
            "tooltip": tooltip or _tooltip(rows, [x, y, series, color, error])}
     if color:
-        enc["color"] = _color(color, sort=color_sort)
+        enc["color"] = _color(color, sort=color_sort, rows=rows)
     if series:
         enc["detail"] = f"{series}:N"
     if isinstance(dash, str):
@@ -670,7 +791,7 @@ def lines(rows, *, x: str, y: str, color: str | None = None, title: str = "", wi
     if interpolate:
         mark["interpolate"] = interpolate
     data = alt.Data(values=rows)
-    chart = alt.Chart(data, title=_chart_title(title)).mark_line(**mark).encode(**enc)
+    chart = alt.Chart(data, title=_chart_title(title, width)).mark_line(**mark).encode(**enc)
     if error:
         err = {"x": enc["x"], "y": alt.Y(f"{y_fields[1]}:Q", title=yt), "y2": alt.Y2(f"{y_fields[2]}:Q")}
         if color:
@@ -714,20 +835,20 @@ def scatter(rows, *, x: str, y: str, color: str | None = None, shape: str | None
     elif shape and len(_distinct(rows, shape)) > len(_SHAPES):
         rows, sfield = _grouped(rows, shape, None)
     enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, domain=x_domain, zero=zero,
-                     sort=x_sort),
+                     sort=x_sort, length=width),
            "y": _pos("y", y, y_type, log=log_y, rows=rows, title=y if y_title is None else y_title, domain=y_domain, zero=zero,
-                     sort=y_sort, axis=y_axis),
+                     sort=y_sort, axis=y_axis, length=height),
            "tooltip": _tooltip(rows, tooltip or [label, color, cfield, shape, x, y])}
     if cfield:
-        enc["color"] = _color(cfield, sort=color_sort)
+        enc["color"] = _color(cfield, sort=color_sort, rows=rows)
     if sfield:
-        enc["shape"] = alt.Shape(f"{sfield}:N", title=sfield,
+        enc["shape"] = alt.Shape(f"{sfield}:N", title=sfield, legend=_legend(_distinct(rows, sfield), sfield),
                                  **({"sort": color_sort} if color_sort is not None and sfield == cfield else {}))
     mark = {"filled": True, "size": size, "clip": x_domain is not None or y_domain is not None}
     if mark_color:
         mark["color"] = mark_color
     data = alt.Data(values=rows)
-    chart = alt.Chart(data, title=_chart_title(title)).mark_point(**mark).encode(**enc)
+    chart = alt.Chart(data, title=_chart_title(title, width)).mark_point(**mark).encode(**enc)
     if label:
         lrows = [dict(r, _dy=(-7, 9, 1)[i % 3]) for i, r in enumerate(rows)]
         parts = []
@@ -735,7 +856,7 @@ def scatter(rows, *, x: str, y: str, color: str | None = None, shape: str | None
             sub = [r for r in lrows if r["_dy"] == dy]
             if sub:
                 parts.append(alt.Chart(alt.Data(values=sub)).mark_text(
-                    align="left", dx=7, dy=dy, fontSize=9, color="#444", clip=True).encode(
+                    align="left", dx=7, dy=dy, fontSize=9, color="#444", clip=mark["clip"]).encode(
                     x=enc["x"], y=enc["y"], text=f"{label}:N"))
         chart = alt.layer(chart, *parts)
     return chart.properties(width=width, height=height)
@@ -772,9 +893,10 @@ def waterfall(stages, *, stage: str = "stage", value: str = "bytes", label: str 
             text = f"÷{f:.1f}" if f >= 1 else f"×{1 / f:.1f}"
         rows.append({stage: r[stage], "from": prev, "to": vals[i], "top": max(prev, vals[i]), "label": text,
                      "change": "grows" if i and vals[i] > prev else "shrinks", value: vals[i]})
-    scale, ax = _log_scale_axis([dom[0], max(vals)], domain=dom)
-    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title))
-    x = alt.X(f"{stage}:N", sort=None, title=stage, axis=alt.Axis(labelAngle=-30, labelLimit=140))
+    scale, ax = _log_scale_axis([dom[0], max(vals)], domain=dom, length=height, channel="y")
+    base = alt.Chart(alt.Data(values=rows), title=_chart_title(title, width))
+    x = alt.X(f"{stage}:N", sort=None, title=stage,
+              axis=alt.Axis(labelAngle=-30, labelLimit=_limit([r[stage] for r in rows], default=140)))
     bar = base.mark_bar().encode(
         x=x, y=alt.Y("from:Q", scale=scale, axis=ax, title=y_title), y2="to:Q",
         color=alt.condition("datum.change == 'grows'", alt.value("darkorange"), alt.value(color)),  # no scale:
@@ -801,19 +923,19 @@ def small_multiples(rows, *, x: str, y: str, facet: str, columns: int = 3, color
         rows, _ = _log_rows(rows, [x], None)
     if log_y:
         rows, _ = _log_rows(rows, [y], None)
-    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title),
-           "y": _pos("y", y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title),
+    enc = {"x": _pos("x", x, x_type, log=log_x, rows=rows, title=x if x_title is None else x_title, length=width),
+           "y": _pos("y", y, "Q", log=log_y, rows=rows, title=y if y_title is None else y_title, length=height),
            "tooltip": _tooltip(rows, [facet, color, x, y])}
     if color:
         rows, cfield = _grouped(rows, color, None)
-        enc["color"] = _color(cfield)
+        enc["color"] = _color(cfield, rows=rows)
         if cfield != color:
             enc["detail"] = f"{color}:N"
     base = alt.Chart(alt.Data(values=rows))
     base = base.mark_line(clip=True) if kind == "line" else base.mark_point(filled=True, clip=True)
     chart = base.encode(**enc).properties(width=width, height=height).facet(
         facet=alt.Facet(f"{facet}:N", sort=None, title=None), columns=columns,
-        title=wrap_title(title) if title else alt.Undefined)
+        title=wrap_title(title, title_chars(width * columns + 20 * (columns - 1))) if title else alt.Undefined)
     return chart.resolve_scale(y="independent") if independent_y else chart
 
 
@@ -824,7 +946,8 @@ def histogram(values, *, title: str = "weights", bins: int = 80, rules=(), width
     ``log_y=True`` (default): counts on a log axis (ticks 1, 10, 100, ...) so the tails stay visible;
     empty bins are left out and bars start at 0.5, so a bin with one value is a short bar.
     ``log_y=False``: linear counts from 0. ``log_x=True``: log-spaced bins over the positive values
-    (e.g. |gradients|), a log x axis. ``rule_labels``: one text per rule (see :func:`rules`).
+    (e.g. |gradients|), a log x axis. ``rule_labels``: one text per rule (see :func:`rules`); by default each
+    rule is labelled with its value (3 significant digits), so no reference line goes unlabelled.
     Taught in: 01_pruning, 03_deepthin, 04_quantization
     """
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -838,17 +961,20 @@ def histogram(values, *, title: str = "weights", bins: int = 80, rules=(), width
             if c or not log_y]
     if log_y:
         top = max([r["count"] for r in rows] or [1])
-        scale, ax = _log_scale_axis([0.5, top], floor=0.5)
+        scale, ax = _log_scale_axis([0.5, top], floor=0.5, length=height, channel="y")
         y = alt.Y("count:Q", scale=scale, axis=ax, title="count (log)")
         y2 = alt.datum(0.5)
     else:
         y, y2 = alt.Y("count:Q", title="count"), alt.datum(0)
-    x = (_pos("x", "lo", "Q", log=True, rows=[{"lo": float(edges[0])}, {"lo": float(edges[-1])}], title=x_title)
+    x = (_pos("x", "lo", "Q", log=True, rows=[{"lo": float(edges[0])}, {"lo": float(edges[-1])}], title=x_title,
+              length=width)
          if log_x else alt.X("lo:Q", title=x_title))
-    chart = alt.Chart(alt.Data(values=rows), title=_chart_title(title)).mark_bar().encode(
+    chart = alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).mark_bar().encode(
         x=x, x2="hi:Q", y=y, y2=y2,  # with x2 set, a bar needs y2 too or Vega-Lite draws a thin horizontal mark
         tooltip=[alt.Tooltip("lo:Q", format=".3g"), alt.Tooltip("hi:Q", format=".3g"), "count:Q"])
     if len(rules):
+        if rule_labels is None:
+            rule_labels = [f"{float(r):.3g}" for r in np.atleast_1d(np.asarray(rules, dtype=np.float64))]
         chart = chart + _rules(rules, axis="x", label=rule_labels, color="crimson")
     return chart.properties(width=width, height=height)
 
@@ -867,6 +993,15 @@ def history(rows, *, title: str = "training"):
 
 _POSITIONAL = ("x", "y")
 _COLOR_CHANNELS = ("color", "fill", "stroke")
+_LEGEND_CHANNELS = ("color", "fill", "stroke", "shape", "strokeDash", "size", "opacity")
+#: Vega-Lite 5's defaults where a spec says nothing: plot size, band step, label limits, fonts
+_DEFAULT_SIZE = 300
+_DEFAULT_STEP = 20
+_AXIS_LABEL_LIMIT = 180
+_LEGEND_LABEL_LIMIT = 160
+_LEGEND_TITLE_LIMIT = 180
+_LABEL_FONT = 10
+_TITLE_FONT = 13
 
 
 def _spec_of(chart) -> dict:
@@ -897,18 +1032,83 @@ def _mark_type(mark) -> str | None:
     return mark.get("type") if isinstance(mark, dict) else mark
 
 
+def _mark_prop(mark, key):
+    return mark.get(key) if isinstance(mark, dict) else None
+
+
+def _si(v: float) -> str:
+    """d3's ``format('~s')``: 1, 20, 5k, 1.5M, 500m."""
+    if v == 0:
+        return "0"
+    e = int(np.floor(np.log10(abs(v)) / 3 + 1e-12)) * 3
+    e = max(-24, min(24, e))
+    prefix = {-24: "y", -21: "z", -18: "a", -15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M",
+              9: "G", 12: "T", 15: "P", 18: "E", 21: "Z", 24: "Y"}[e]
+    return f"{float(f'{v / 10 ** e:.3g}'):g}{prefix}"
+
+
+def _small(v: float) -> str:
+    """The ``_LABEL_SMALL`` label: "1e-4", "0.02", "0.5", "1e4"."""
+    if v >= 1e4 or v < 1e-2:
+        m, k = f"{v:.0e}".split("e")
+        return f"{m}e{int(k)}"
+    return f"{v:g}"
+
+
+def tick_label(value, axis: dict | None = None, *, discrete: bool = False) -> str:
+    """The text Vega draws for tick ``value`` on ``axis`` (an axis spec dict), for the label
+    expressions and formats these builders use (else the value as ``{:,g}`` / ``str``; on a ``discrete``
+    axis the value's plain text); the lint's estimate of label widths.
+
+    Taught in: all lessons (the chart rules)
+    """
+    axis = axis or {}
+    expr, fmt = axis.get("labelExpr"), axis.get("format")
+    if isinstance(value, str) or isinstance(value, bool) or _num(value) is None:
+        return str(value)
+    v = float(value)
+    if discrete and not expr and not fmt:     # a category: drawn as the value's text ("1184", "0.5")
+        return str(int(v)) if v == int(v) else f"{v:g}"
+    if expr == _LABEL_SI or expr == "format(datum.value, '~s')" or fmt == "~s":
+        return _si(v)
+    if expr == _LABEL_SMALL:
+        return _small(v)
+    if isinstance(fmt, str) and fmt:
+        try:
+            return format(v, fmt.replace("~", ""))
+        except ValueError:
+            pass
+    return f"{int(v):,}" if v == int(v) and abs(v) < 1e15 else f"{v:,g}"
+
+
+def _font(axis: dict, key: str, default: float) -> float:
+    f = axis.get(key)
+    return float(f) if isinstance(f, (int, float)) else default
+
+
 def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH) -> list[str]:
     """The course's chart rules that ``chart`` (an altair chart or its Vega-Lite spec dict) breaks; [] if none.
 
     Walks layer / hconcat / vconcat / concat / facet / repeat specs recursively, with data inline
-    (``data.values``), named (top-level ``datasets``) or inherited from a parent. The rules:
-      1. a nominal/ordinal colour (``color``/``fill``/``stroke``) field has at most ``max_colors`` distinct
-         values in its data (or in its scale's explicit ``domain``);
-      2. no ``symlog`` scale;
-      3. every log-scale x/y axis that is shown has ``labelOverlap`` set and either explicit tick
-         ``values`` or a ``tickCount`` ≤ 6;
-      4. a ``rect`` mark does not hide its x/y axis (``axis: null``) on a positional field;
-      5. every chart, axis and legend title line is at most ``title_width`` characters.
+    (``data.values``), named (top-level ``datasets``) or inherited from a parent, and sizes inherited
+    from a parent layer. Label widths are estimated at ``CHAR_PX`` per character of a 10 px label
+    (``TITLE_CHAR_PX`` for a 13 px bold title). The rules:
+      1. at most ``max_colors`` colours: a nominal/ordinal colour (``color``/``fill``/``stroke``) field has
+         at most that many distinct values in its data (or its scale's ``domain``), and so has the union of
+         all of a chart's colour fields (they share one scale unless resolved independent);
+      2. no ``symlog`` scale, unless its axis has explicit tick ``values`` (at least 4);
+      3. every shown log-scale x/y axis has ``labelOverlap`` and explicit tick ``values``, at least two of them
+         inside the domain;
+      4. heatmaps (``rect`` marks with an x and a y field) have axes: not hidden (``axis: null``), labels on,
+         and titles that are not empty;
+      5. every chart, axis and legend title line is at most ``title_width`` characters;
+      6. a reference line (``rule`` mark) carries a text label: a ``text`` mark beside it in its layer, with
+         non-empty text;
+      7. no overlapping tick labels: on an axis whose ticks are known (explicit ``values`` or categories),
+         neighbouring labels are far enough apart for their estimated size at their angle;
+      8. nothing clipped: a chart title fits the chart's width; legend labels, legend titles and
+         category axis labels fit their ``labelLimit`` / ``titleLimit`` (Vega cuts longer ones with "…");
+         text marks are not clipped at the plot edge (``clip: true``) unless the axis domain is fixed.
     Each problem is one string naming the rule number, the place in the spec, and what is wrong.
     ``assert not charts.lint(chart), charts.lint(chart)`` in a test checks a lesson's chart.
     Taught in: all lessons (tests run it on every chart a lesson draws)
@@ -916,13 +1116,119 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
     spec = _spec_of(chart)
     datasets = spec.get("datasets", {}) if isinstance(spec, dict) else {}
     problems: list[str] = []
+    colour_values: set = set()
+    independent = {"on": False}
 
-    def check_title(t, where):
+    def check_title(t, where, width_px=None, char_px=TITLE_CHAR_PX):
         for line in _title_lines(t):
             if len(line) > title_width:
                 problems.append(f"rule 5 at {where}: title line of {len(line)} chars > {title_width}: {line[:40]!r}...")
+            elif width_px is not None and len(line) * char_px > width_px + 1e-9:
+                problems.append(f"rule 8 at {where}: title line {line[:40]!r} is ~{len(line) * char_px:.0f} px, wider "
+                                f"than the chart's {width_px:.0f} px: wrap or shorten it")
 
-    def check_unit(node, rows, where):
+    def distinct(rows, field):
+        if rows is None or not field:
+            return None
+        return list(dict.fromkeys(r.get(field) for r in rows if isinstance(r, dict) and field in r))
+
+    def categories(e, rows):
+        """The category order of a discrete axis, or None when unknown."""
+        vals = distinct(rows, e.get("field"))
+        scale = e.get("scale") if isinstance(e.get("scale"), dict) else {}
+        if isinstance(scale.get("domain"), list):
+            return list(scale["domain"])
+        if vals is None:
+            return None
+        sort = e.get("sort", "ascending")
+        if isinstance(sort, list):
+            return [v for v in sort if v in vals] + [v for v in vals if v not in sort]
+        if sort is None:
+            return vals
+        try:
+            out = sorted(vals, key=lambda v: (float(v) if _num(v) is not None and not isinstance(v, str) else float("inf"), str(v)))
+        except TypeError:
+            out = vals
+        return out[::-1] if sort == "descending" else out
+
+    def axis_length(ch, size, e, rows):
+        """Pixel length of the x/y axis: the unit's width/height, a step × categories, or the default."""
+        v = size.get("width" if ch == "x" else "height")
+        discrete = e.get("type") in ("nominal", "ordinal")
+        if isinstance(v, (int, float)):
+            return float(v)
+        cats = categories(e, rows) if discrete else None
+        if isinstance(v, dict) and "step" in v and cats is not None:
+            return float(v["step"]) * len(cats)
+        if discrete:
+            return _DEFAULT_STEP * len(cats) if cats is not None else None
+        return float(_DEFAULT_SIZE)
+
+    def check_ticks(ch, e, rows, size, where):
+        """Rule 7 (overlapping tick labels) and rule 8 (category labels cut) for one x/y axis."""
+        axis = e.get("axis", {})
+        if axis is None or not e.get("field"):
+            return
+        axis = axis or {}
+        if axis.get("labels") is False:
+            return
+        scale = e.get("scale") if isinstance(e.get("scale"), dict) else {}
+        length = axis_length(ch, size, e, rows)
+        if not length:
+            return
+        discrete = e.get("type") in ("nominal", "ordinal") and scale.get("type") in (None, "band", "point")
+        fs = _font(axis, "labelFontSize", _LABEL_FONT)
+        if discrete:
+            cats = categories(e, rows)
+            if not cats:
+                return
+            step = length / len(cats)
+            shown = axis.get("values") if isinstance(axis.get("values"), list) else cats
+            index = {str(c): i for i, c in enumerate(cats)}
+            ticks = sorted((index[str(v)] * step, tick_label(v, axis, discrete=True)) for v in shown if str(v) in index)
+            angle = axis.get("labelAngle", 270 if ch == "x" else 0)
+            limit = axis.get("labelLimit", _AXIS_LABEL_LIMIT)
+            cut = [t for _, t in ticks if isinstance(limit, (int, float)) and limit > 0 and len(t) * fs * CHAR_PX / 10 > limit]
+            if cut:
+                problems.append(f"rule 8 at {where}.encoding.{ch}: category label {cut[0][:30]!r} (~"
+                                f"{len(cut[0]) * fs * CHAR_PX / 10:.0f} px) is cut at labelLimit {limit}")
+        else:
+            values = axis.get("values")
+            if not isinstance(values, list) or not values:
+                return                  # Vega chooses the ticks (and hides overlaps itself)
+            vals = [float(v) for v in values if _num(v) is not None]
+            dom = scale.get("domain") if isinstance(scale.get("domain"), list) else None
+            if dom is None or len(dom) != 2 or _num(dom[0]) is None or _num(dom[1]) is None:
+                data = [_num(r.get(e["field"])) for r in rows or [] if isinstance(r, dict)]
+                data = [d for d in data if d is not None] + vals
+                dom = [min(data), max(data)]
+            lo, hi = float(dom[0]), float(dom[1])
+            if scale.get("type") == "log":
+                if lo <= 0 or hi <= 0:
+                    return
+                pos = lambda v: (np.log10(v) - np.log10(lo)) / (np.log10(hi) - np.log10(lo) or 1)  # noqa: E731
+                vals = [v for v in vals if v > 0]
+            else:
+                pos = lambda v: (v - lo) / ((hi - lo) or 1)  # noqa: E731
+            eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+            ticks = sorted((float(pos(v)) * length, tick_label(v, axis)) for v in vals if lo - eps <= v <= hi + eps)
+            angle = axis.get("labelAngle", 0)
+        theta = np.deg2rad(float(angle or 0))
+        for (p0, t0), (p1, t1) in zip(ticks, ticks[1:]):
+            d = abs(p1 - p0)
+            w = (len(t0) + len(t1)) / 2 * fs * CHAR_PX / 10
+            h = fs + 1
+            if ch == "y":
+                ok = d * abs(np.cos(theta)) >= h - 1e-9 or d * abs(np.sin(theta)) >= w - 1e-9
+            else:
+                ok = d * abs(np.cos(theta)) >= w + 2 - 1e-9 or d * abs(np.sin(theta)) >= h - 1e-9
+            if not ok:
+                problems.append(f"rule 7 at {where}.encoding.{ch}: tick labels {t0!r} and {t1!r} overlap "
+                                f"({d:.0f} px apart on a {length:.0f} px axis): thin the ticks or use a compact "
+                                "format (10k, 1e-4)")
+                break
+
+    def check_unit(node, rows, size, where, siblings):
         enc = node.get("encoding", {}) or {}
         mark = _mark_type(node.get("mark"))
         for ch, e in enc.items():
@@ -931,53 +1237,222 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
             scale = e.get("scale") if isinstance(e.get("scale"), dict) else {}
             if ch in _COLOR_CHANNELS and e.get("field") and e.get("type") in ("nominal", "ordinal"):
                 dom = scale.get("domain")
-                if isinstance(dom, list):
-                    n = len(dom)
-                elif rows is not None:
-                    n = len({str(r.get(e["field"])) for r in rows if isinstance(r, dict) and e["field"] in r})
-                else:
-                    n = 0
-                if n > max_colors:
-                    problems.append(f"rule 1 at {where}.encoding.{ch}: {n} distinct colours of "
-                                    f"{e['field']!r} (> {max_colors})")
-            if ch in _POSITIONAL and scale.get("type") == "log" and e.get("axis", {}) is not None:
+                vals = dom if isinstance(dom, list) else distinct(rows, e["field"]) or []
+                colour_values.update(str(v) for v in vals)
+                if len({str(v) for v in vals}) > max_colors:
+                    problems.append(f"rule 1 at {where}.encoding.{ch}: {len({str(v) for v in vals})} distinct colours "
+                                    f"of {e['field']!r} (> {max_colors})")
+            if ch in _POSITIONAL and scale.get("type") in ("log", "symlog") and e.get("axis", {}) is not None:
                 axis = e.get("axis") or {}
-                ok_ticks = isinstance(axis.get("values"), list) or (
-                    isinstance(axis.get("tickCount"), (int, float)) and axis["tickCount"] <= 6)
-                if "labelOverlap" not in axis or not ok_ticks:
+                values = axis.get("values") if isinstance(axis.get("values"), list) else []
+                dom = scale.get("domain") if isinstance(scale.get("domain"), list) and len(scale["domain"]) == 2 else None
+                inside = [v for v in values if _num(v) is not None and (dom is None or (
+                    _num(dom[0]) is not None and _num(dom[1]) is not None
+                    and float(dom[0]) * (1 - 1e-9) <= float(v) <= float(dom[1]) * (1 + 1e-9)))]
+                if scale["type"] == "symlog":
+                    if len(inside) < 4:
+                        problems.append(f"rule 2 at {where}.encoding.{ch}: symlog scale on {e.get('field')!r} with "
+                                        f"{len(inside)} explicit ticks (< 4): use a log axis (lines(..., floor=...))")
+                elif "labelOverlap" not in axis or len(inside) < 2:
                     problems.append(f"rule 3 at {where}.encoding.{ch}: log axis of {e.get('field')!r} needs "
-                                    "labelOverlap and tick values (or tickCount <= 6)")
-            if mark == "rect" and ch in _POSITIONAL and "axis" in e and e["axis"] is None and e.get("field"):
-                problems.append(f"rule 4 at {where}.encoding.{ch}: rect (heatmap) with its {ch} axis hidden")
+                                    "labelOverlap and explicit tick values (at least 2 inside its domain)")
+            heat = mark == "rect" and all(isinstance(enc.get(c), dict) and enc[c].get("field") for c in _POSITIONAL) \
+                and "x2" not in enc and "y2" not in enc
+            if heat and ch in _POSITIONAL:
+                axis = e.get("axis", {})
+                if axis is None:
+                    problems.append(f"rule 4 at {where}.encoding.{ch}: heatmap with its {ch} axis hidden")
+                elif (axis or {}).get("labels") is False:
+                    problems.append(f"rule 4 at {where}.encoding.{ch}: heatmap {ch} axis without tick labels")
+                elif ("title" in e and not e["title"] and not (axis or {}).get("title")) or \
+                        ("title" in (axis or {}) and not axis["title"]):
+                    problems.append(f"rule 4 at {where}.encoding.{ch}: heatmap {ch} axis without a title")
+            if ch in _POSITIONAL:
+                check_ticks(ch, e, rows, size, where)
             if isinstance(e.get("axis"), dict):
                 check_title(e["axis"].get("title"), f"{where}.encoding.{ch}.axis")
-            if isinstance(e.get("legend"), dict):
-                check_title(e["legend"].get("title"), f"{where}.encoding.{ch}.legend")
             if "title" in e:
                 check_title(e.get("title"), f"{where}.encoding.{ch}")
+            if isinstance(e.get("legend"), dict):
+                check_title(e["legend"].get("title"), f"{where}.encoding.{ch}.legend")
+            if ch in _LEGEND_CHANNELS and e.get("legend", {}) is not None and e.get("field") \
+                    and e.get("type") in ("nominal", "ordinal"):
+                legend = e.get("legend") or {}
+                dom = scale.get("domain")
+                labels = [str(v) for v in (dom if isinstance(dom, list) else distinct(rows, e["field"]) or [])]
+                limit = legend.get("labelLimit", _LEGEND_LABEL_LIMIT)
+                fs = _font(legend, "labelFontSize", _LABEL_FONT)
+                long = [s for s in labels if isinstance(limit, (int, float)) and limit > 0
+                        and len(s) * fs * CHAR_PX / 10 > limit]
+                if long:
+                    problems.append(f"rule 8 at {where}.encoding.{ch}.legend: label {long[0][:30]!r} (~"
+                                    f"{len(long[0]) * fs * CHAR_PX / 10:.0f} px) is cut at labelLimit {limit}")
+                title = legend.get("title", e.get("title", e.get("field")))
+                tlimit = legend.get("titleLimit", _LEGEND_TITLE_LIMIT)
+                for line in _title_lines(title):
+                    if isinstance(tlimit, (int, float)) and tlimit > 0 and len(line) * 1.1 * CHAR_PX > tlimit:
+                        problems.append(f"rule 8 at {where}.encoding.{ch}.legend: title {line[:30]!r} is cut at "
+                                        f"titleLimit {tlimit}")
+        if mark == "text" and _mark_prop(node.get("mark"), "clip"):
+            fixed = any(isinstance(enc.get(c), dict) and isinstance(enc[c].get("scale"), dict)
+                        and isinstance(enc[c]["scale"].get("domain"), list) for c in _POSITIONAL)
+            if not fixed:
+                problems.append(f"rule 8 at {where}: text marks with clip=true are cut at the plot edge "
+                                "(clip only when an axis domain is fixed)")
+        if mark == "rule":
+            texts = [s for s in siblings if isinstance(s, dict) and _mark_type(s.get("mark")) == "text"
+                     and isinstance((s.get("encoding") or {}).get("text"), dict)]
+            if not texts:
+                problems.append(f"rule 6 at {where}: a reference line (rule) without a text label beside it "
+                                "(charts.rules(..., label=...))")
+            else:
+                labelled = False
+                for s in texts:
+                    t = s["encoding"]["text"]
+                    srows = _rows_of(s.get("data"), datasets)
+                    srows = srows if srows is not None else rows
+                    if "value" in t or "datum" in t or srows is None:
+                        labelled = labelled or bool(t.get("value", t.get("datum", True)))
+                    else:
+                        labelled = labelled or any(str(r.get(t.get("field"), "")).strip() for r in srows
+                                                   if isinstance(r, dict))
+                if not labelled:
+                    problems.append(f"rule 6 at {where}: the reference line's text label is empty")
 
-    def walk(node, rows, where):
+    def width_of(node, size):
+        """The pixel width of a (nested) spec, or None when unknown."""
+        if not isinstance(node, dict):
+            return None
+        w = node.get("width", size.get("width"))
+        if "hconcat" in node or "concat" in node:
+            kids = node.get("hconcat") or node.get("concat")
+            cols = node.get("columns") if "concat" in node else None
+            ws = [width_of(k, {}) for k in kids]
+            if any(x is None for x in ws):
+                return None
+            sp = node.get("spacing", 20) if isinstance(node.get("spacing", 20), (int, float)) else 20
+            if cols:
+                ws = ws[:cols]
+            return sum(ws) + sp * (len(ws) - 1)
+        if "vconcat" in node:
+            ws = [width_of(k, {}) for k in node["vconcat"]]
+            return None if any(x is None for x in ws) else max(ws)
+        if "facet" in node and "spec" in node:
+            inner = width_of(node["spec"], {})
+            if inner is None:
+                return None
+            cols = node.get("columns") or 1
+            return inner * cols + 20 * (cols - 1)
+        if isinstance(w, (int, float)):
+            return float(w)
+        return None
+
+    def walk(node, rows, size, where, siblings=()):
         if isinstance(node, list):
             for i, n in enumerate(node):
-                walk(n, rows, f"{where}[{i}]")
+                walk(n, rows, size, f"{where}[{i}]", node)
             return
         if not isinstance(node, dict):
             return
         own = _rows_of(node.get("data"), datasets)
         rows = own if own is not None else rows
-        check_title(node.get("title"), f"{where}.title")
-        for k, v in node.items():   # symlog scales in this unit's encodings
-            if k == "encoding" and isinstance(v, dict):
-                for ch, e in v.items():
-                    if isinstance(e, dict) and isinstance(e.get("scale"), dict) and e["scale"].get("type") == "symlog":
-                        problems.append(f"rule 2 at {where}.encoding.{ch}: symlog scale on {e.get('field')!r}")
+        size = dict(size)
+        for k in ("width", "height"):
+            if k in node:
+                size[k] = node[k]
+        res = node.get("resolve", {})
+        if isinstance(res, dict) and (res.get("scale") or {}).get("color") == "independent":
+            independent["on"] = True
+        check_title(node.get("title"), f"{where}.title", width_of(node, size))
         if "mark" in node:
-            check_unit(node, rows, where)
-        for key in ("layer", "hconcat", "vconcat", "concat"):
+            check_unit(node, rows, size, where, siblings)
+        if "layer" in node:
+            walk(node["layer"], rows, size, f"{where}.layer")
+        for key in ("hconcat", "vconcat", "concat"):
             if key in node:
-                walk(node[key], rows, f"{where}.{key}")
+                walk(node[key], rows, {}, f"{where}.{key}")
         if "spec" in node:
-            walk(node["spec"], rows, f"{where}.spec")
+            walk(node["spec"], rows, {}, f"{where}.spec")
 
-    walk(spec, None, "chart")
+    walk(spec, None, {}, "chart")
+    if not independent["on"] and len(colour_values) > max_colors and not any(p.startswith("rule 1") for p in problems):
+        problems.append(f"rule 1 at chart: {len(colour_values)} colours across its layers / panels share one scale "
+                        f"(> {max_colors}); group them or resolve the colour scales independently")
     return problems
+
+
+# ------------------------------------------------------------------ the static SVG: is anything cut?
+
+def _translate(transform: str | None) -> tuple[float, float, float]:
+    """(dx, dy, rotation in degrees) of a Vega SVG ``transform`` ("translate(x,y) rotate(a) ...")."""
+    dx = dy = rot = 0.0
+    if transform:
+        m = re.match(r"\s*translate\(\s*([-\d.e]+)[ ,]+([-\d.e]+)\s*\)", transform)
+        if m:
+            dx, dy = float(m.group(1)), float(m.group(2))
+        r = re.search(r"rotate\(\s*([-\d.e]+)", transform)
+        if r:
+            rot = float(r.group(1))
+    return dx, dy, rot
+
+
+def svg_problems(svg: str, *, char_em: float = 0.4, tolerance: float = 3.0) -> list[str]:
+    """Text a static SVG (as vl-convert writes it) shows cut: labels Vega shortened with "…", and text whose
+    estimated box (``char_em`` × font size per character, a lower bound) reaches outside the SVG's
+    ``viewBox`` or outside the clip rectangle of the group that holds it. [] if none.
+
+    Taught in: all lessons (tests render every chart type and check it)
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    vb = [float(v) for v in root.get("viewBox", "0 0 0 0").replace(",", " ").split()]
+    W, H = (vb[2], vb[3]) if len(vb) == 4 else (float(root.get("width", 0)), float(root.get("height", 0)))
+    ns = "{http://www.w3.org/2000/svg}"
+    clips = {}
+    for cp in root.iter(f"{ns}clipPath"):
+        r = cp.find(f"{ns}rect")
+        if r is not None:
+            clips[cp.get("id")] = tuple(float(r.get(k, 0)) for k in ("x", "y", "width", "height"))
+    out = []
+
+    def visit(el, ox, oy, clip):
+        dx, dy, _ = _translate(el.get("transform")) if el.tag != f"{ns}text" else (0.0, 0.0, 0.0)
+        ox, oy = ox + dx, oy + dy
+        ref = re.match(r"url\(#([^)]+)\)", el.get("clip-path", "") or "")
+        if ref and ref.group(1) in clips:
+            x, y, w, h = clips[ref.group(1)]
+            clip = (ox + x, oy + y, ox + x + w, oy + y + h)
+        if el.tag == f"{ns}text":
+            spans = el.findall(f"{ns}tspan")
+            lines = ["".join(t.itertext()) for t in spans] if spans else ["".join(el.itertext())]
+            text = max(lines, key=len)
+            if not text.strip():
+                return
+            tx, ty, rot = _translate(el.get("transform"))
+            x, y = ox + tx, oy + ty
+            fs = float(re.sub(r"[^\d.]", "", el.get("font-size", "10")) or 10)
+            step = sum(float(t.get("dy", 0) or 0) for t in spans[1:])           # the later lines go down
+            w, h = len(text) * fs * char_em, fs * 0.7 + step
+            anchor = el.get("text-anchor", "start")
+            a0 = {"start": 0.0, "middle": -w / 2, "end": -w}.get(anchor, 0.0)
+            if abs(rot % 180) == 90:
+                box = (x - h / 2, y - (a0 + w) if rot % 360 == 270 else y + a0, x + h / 2,
+                       y - a0 if rot % 360 == 270 else y + a0 + w)
+            else:
+                box = (x + a0, y - fs * 0.7, x + a0 + w, y - fs * 0.7 + h)
+            if text.endswith("…"):
+                out.append(f"text {text[:40]!r} was shortened with '…' (raise its labelLimit or shorten it)")
+            limits = [("the SVG", (0.0, 0.0, W, H))] + ([("its clip rectangle", clip)] if clip else [])
+            for name, (x0, y0, x1, y1) in limits:
+                if box[0] < x0 - tolerance or box[1] < y0 - tolerance or box[2] > x1 + tolerance or \
+                        box[3] > y1 + tolerance:
+                    out.append(f"text {text[:40]!r} at ({box[0]:.0f}, {box[1]:.0f})–({box[2]:.0f}, {box[3]:.0f}) "
+                               f"reaches outside {name} ({x0:.0f}, {y0:.0f})–({x1:.0f}, {y1:.0f})")
+                    break
+            return
+        for child in el:
+            visit(child, ox, oy, clip)
+
+    visit(root, 0.0, 0.0, None)
+    return out

@@ -62,12 +62,13 @@ LESSONS.sort(key=lambda l: l.key)
 FAST_PARAMS = {
     "00": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "LEAK_EPOCHS": 2, "LEAK_SEEDS": [0], "MODELS": ["cnn", "lstm", "dnn"]},
     "01": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 2, "SPARSITIES": [0.0, 0.5, 0.9, 0.99],
-           "SHOW_CNN": True},
-    "05": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "HALF_EPOCHS": 2, "TRANSFER_EPOCHS": 1},
+           "MODEL_SPARSITIES": [0.5, 0.9], "MODEL_FINETUNE_EPOCHS": 1, "SEEDS": [0, 1, 2], "CHALLENGE_MARGIN": 0.15},
+    "05": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "HALF_EPOCHS": 2, "TRANSFER_EPOCHS": 1, "SEEDS": [0]},
     "04": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "BITS": [2, 4, 8], "FINETUNE_BITS": [2],
-           "FINETUNE_EPOCHS": 1},
+           "FINETUNE_EPOCHS": 1, "SEEDS": [0], "MODEL_QUANTIZERS": ["uniform_asym_channel", "kmeans"],
+           "SCAN_BITS": [2, 4, 8], "FIXED_BITS": [16, 8, 4, 2]},
     "02": {"FAST": True, "EPOCHS": 8, "MAX_PER_CLASS": 24, "RANKS": [1, 4, 16, 64], "FINETUNE_RANKS": [2, 16],
-           "FINETUNE_EPOCHS": 1},
+           "FINETUNE_EPOCHS": 1, "SEEDS": [0, 1]},
     "03": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FACTORS": [20, 350], "SEEDS": [0], "TIMING_SECONDS": 0.02},
     "06": {"FAST": True, "EPOCHS": 2, "MAX_PER_CLASS": 24, "FINETUNE_EPOCHS": 1, "DISTILL_EPOCHS": 2,
            "PARETO_METHODS": ["prune", "lowrank", "deepthin", "hashed", "narrow"], "PARETO_FRACTIONS": [0.05],
@@ -138,9 +139,11 @@ def run_lesson(key: str, *, fast: bool = False, data: str | None = None, out_dir
     t0 = time.perf_counter()
     # a per-cell time limit turns a stuck cell (e.g. nbclient's widget-comm deadlock, jupyter/nbclient#312)
     # into a clear failure instead of a silent hang
-    pm.execute_notebook(str(LESSON_DIR / l.notebook), str(out_dir / l.notebook), parameters=params,
-                        cwd=str(LESSON_DIR), progress_bar=progress, kernel_name="python3",
-                        execution_timeout=600 if fast else 3600)
+    from thinlab._progress import headless_env  # the kernel inherits THINLAB_HEADLESS=1: text bars, static explorers
+    with headless_env():
+        pm.execute_notebook(str(LESSON_DIR / l.notebook), str(out_dir / l.notebook), parameters=params,
+                            cwd=str(LESSON_DIR), progress_bar=progress, kernel_name="python3",
+                            execution_timeout=600 if fast else 3600)
     seconds = time.perf_counter() - t0
     if not results_path.exists():
         raise RuntimeError(f"lesson {key} ran but wrote no results to {results_path}")

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from thinlab._progress import progress as tqdm  # text bars when headless
 
 from thinlab._io import atomic_file, cache_root
 from thinlab._threads import set_threads

@@ -5,6 +5,11 @@ its ``.slider``; ``.update(value)``, ``.state``, ``.readout``, ``.chart`` and ``
 for code and tests. Widgets never train: pass ``evaluate`` (compressed weight → accuracy) to see
 the accuracy of each setting, memoised per slider value.
 
+In a saved notebook an explorer reads "<name> (<its last title>): run the notebook to move the
+slider" instead of the raw ``VBox(children=…`` text; run headless (papermill, the grader, CI:
+``THINLAB_HEADLESS=1``) it also saves a static image of its chart and readout (see ``base``).
+Every chart fits a 900-px notebook column.
+
 ============================  ==========================================  ===============
 ``prune_explorer(W)``         sparsity → histogram, mask, CSR bytes         01_pruning
 ``rank_explorer(W)``          rank → rank-k weights, spectrum, error        02_svd

@@ -11,6 +11,16 @@ An :class:`Explorer` owns
   (the same as an altair chart, built on first access);
 * ``update(value)``: compute and redraw for one slider value (tests call it directly).
 
+Saved notebooks: the widget's state is not what a reader sees later (an untrusted notebook skips
+widget outputs, and nothing moves the slider of a trusted one), so an explorer displays with a
+short ``text/plain`` note ("… run the notebook to move the slider") instead of the raw
+``VBox(children=(HBox(…`` repr, and in a headless run (:func:`thinlab._progress.headless`: papermill,
+the grader, CI) also with ``text/html``: a static PNG of its chart as drawn (rendered offline by
+vl-convert, as :mod:`thinlab.charts` does), its readout and that note. JupyterLab shows the
+``text/html`` wherever it cannot show the live widget. Headless, the widget itself carries the note too.
+
+Size: the charts fit a 900-px notebook column (:data:`MAX_WIDTH` px including legends; tested).
+
 Speed: the chart's structure is an altair chart over *named* datasets, validated once; a slider
 move only fills in the rows (see :mod:`thinlab.widgets.plots`). Subclasses precompute their heavy
 work (SVD, sort order, ...) in ``__init__`` and memoise per value, and the optional ``evaluate``
@@ -20,6 +30,7 @@ Taught in: 01_pruning (first explorer), used by 02-06
 """
 from __future__ import annotations
 
+import base64
 import html
 import math
 import numbers
@@ -30,7 +41,7 @@ import altair as alt
 import ipywidgets as widgets
 import numpy as np
 
-from thinlab import charts
+from thinlab import _progress, charts
 from thinlab._threads import limited_threads
 from thinlab._validate import as_weight
 
@@ -38,6 +49,10 @@ _W_HINT = "(Q, R) = (in, out); pass one layer's weight, e.g. model.fc1.weight.de
 #: how JupyterLab's Vega renderer draws our charts: SVG (readable DOM, crisp), no action menu
 EMBED_OPTIONS = {"renderer": "svg", "actions": False}
 VL5 = "application/vnd.vegalite.v5+json"
+#: what a saved explorer says to its reader
+NOTE = "run the notebook to move the slider"
+#: widest chart (px, legends included) that fits a 900-px notebook column beside the output prompt
+MAX_WIDTH = 820
 
 
 def one_blas_thread():
@@ -61,6 +76,14 @@ def check_evaluate(evaluate) -> Callable[[np.ndarray], float] | None:
         raise TypeError(f"evaluate must be None or a callable W → accuracy, got {type(evaluate).__name__}; "
                         "pass e.g. lambda W: accuracy_with(model, 'fc1', W, val_set)")
     return evaluate
+
+
+def check_score(score) -> float:
+    """One finite number from ``evaluate``, or a ``TypeError`` that says what to return."""
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
+        raise TypeError(f"evaluate returned {score!r}; expected one finite number per weight, "
+                        "e.g. return float(accuracy)")
+    return float(score)
 
 
 def fmt_bytes(n: int) -> str:
@@ -105,19 +128,33 @@ class Frame:
     weight: Callable[[], np.ndarray] | None = None
 
 
+class ExplorerBox(widgets.VBox):
+    """An explorer's top-level widget: displayed (alone or through its explorer), it carries the
+    explorer's note instead of the raw ``VBox(children=…)`` text, and a static image when headless."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        explorer = getattr(self, "_explorer", None)
+        return bundle if explorer is None else explorer._bundle(bundle)
+
+
 class Explorer:
     """Base class: subclasses build ``slider``, a chart ``template`` and implement :meth:`compute`.
 
     ``svg=True`` (or setting ``explorer.svg``) also sends the chart's offline SVG copy, for front
     ends without a Vega renderer or static exports; it costs ~0.1-1 s per move, so it is off.
+    ``name`` (a class attribute) names it in the saved note. ``scores``: accuracies a subclass already
+    evaluated, by frame key (so they are not evaluated again).
     """
 
+    name = "explorer"
+
     def __init__(self, *, slider: widgets.ValueWidget, template: alt.TopLevelMixin, controls=(),
-                 evaluate=None, baseline: float | None = None, svg: bool = False):
+                 evaluate=None, baseline: float | None = None, svg: bool = False, scores: dict | None = None):
         self.slider = slider
         self.controls = tuple(controls)
         self.readout = widgets.HTML()
-        self.output = widgets.Output(layout=widgets.Layout(min_height="120px"))
+        self.output = widgets.Output(layout=widgets.Layout(min_height="120px", max_width="100%", overflow="auto"))
         self.state: dict = {}
         self.spec: dict | None = None
         self.svg = bool(svg)
@@ -125,7 +162,7 @@ class Explorer:
         if baseline is not None and (isinstance(baseline, bool) or not isinstance(baseline, numbers.Real)):
             raise TypeError(f"baseline={baseline!r} must be a number (the dense model's accuracy) or None")
         self.baseline = None if baseline is None else float(baseline)
-        self._scores: dict = {}
+        self._scores: dict = dict(scores or {})
         self._template_cls = type(template)
         self._template = template.to_dict()  # validated once; moves only fill in the datasets
         self._chart = None
@@ -134,7 +171,14 @@ class Explorer:
         slider.observe(self._on_change, names="value")
         for control in self.controls:
             control.observe(self._on_control, names="value")
-        self.widget = widgets.VBox([widgets.HBox([slider, *self.controls]), self.readout, self.output])
+        self.headless = _progress.headless()
+        children = [widgets.HBox([slider, *self.controls], layout=widgets.Layout(flex_flow="row wrap")),
+                    self.readout, self.output]
+        if self.headless:  # a reader of the saved notebook sees this widget's last state, not a live one
+            children.append(widgets.HTML(f"<i class='thinlab-note'>Saved from a run without a live front end: "
+                                         f"{NOTE}.</i>"))
+        self.widget = ExplorerBox(children, layout=widgets.Layout(max_width="100%"))
+        self.widget._explorer = self
         self.update(slider.value)
 
     # ---------------------------------------------------------------- subclass API
@@ -170,6 +214,35 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def note(self) -> str:
+        """One line for a saved notebook: which explorer, what it showed, how to move it."""
+        title = self.spec.get("title") if self.spec else None
+        shown = " ".join(title) if isinstance(title, list) else (title or "")
+        return f"{self.name}{f' ({shown})' if shown else ''}: {NOTE}"
+
+    def png(self, *, scale: float = 1.0) -> bytes:
+        """The chart as drawn now, as PNG bytes (offline, vl-convert, Vega-Lite 5 as :mod:`thinlab.charts`)."""
+        import vl_convert
+
+        return vl_convert.vegalite_to_png(charts.to_vl5(self.spec), vl_version=charts.VL5_VERSION, scale=scale)
+
+    def static_html(self) -> str:
+        """The explorer's last state as static HTML: its chart as a PNG, its readout and :data:`NOTE`."""
+        b64 = base64.b64encode(self.png()).decode("ascii")
+        alt_text = html.escape(self.note(), quote=True)
+        return (f"<div class='thinlab-static'><img class='thinlab-static-chart' alt='{alt_text}' "
+                f"src='data:image/png;base64,{b64}' style='max-width:100%'>{self.readout.value}"
+                f"<p class='thinlab-note'><i>Static image of the {html.escape(self.name)} as the notebook ran: "
+                f"{NOTE}.</i></p></div>")
+
+    def _bundle(self, bundle: dict) -> dict:
+        """The widget's display bundle with the note as its text (and the static image when headless)."""
+        bundle = dict(bundle or {})
+        bundle["text/plain"] = self.note()
+        if self.headless or _progress.headless():
+            bundle["text/html"] = self.static_html()
+        return bundle
+
     # ---------------------------------------------------------------- internals
     def _on_change(self, change) -> None:
         if self._hold:
@@ -187,11 +260,7 @@ class Explorer:
 
     def _score(self, frame: Frame) -> float:
         if frame.key not in self._scores:
-            score = self._evaluate(frame.weight())
-            if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(score):
-                raise TypeError(f"evaluate returned {score!r}; expected one finite number per weight, "
-                                "e.g. return float(accuracy)")
-            self._scores[frame.key] = float(score)
+            self._scores[frame.key] = check_score(self._evaluate(frame.weight()))
         return self._scores[frame.key]
 
     def _render(self, value) -> None:
@@ -203,7 +272,7 @@ class Explorer:
             rows.append(("accuracy", fmt_score(state["accuracy"]) + dense))
         spec = {**self._template, "datasets": frame.datasets}
         if frame.title:
-            spec["title"] = frame.title
+            spec["title"] = charts.wrap_title(frame.title)
         self.state, self.spec, self._chart = state, spec, None
         self.readout.value = html_table(rows)
         self._draw(charts.mimebundle(spec, svg=self.svg))

@@ -88,6 +88,8 @@ _QUANTIZERS = {"uniform_sym": _uniform, "omse": _omse, "kmeans": _kmeans, "fixed
 class BitsExplorer(Explorer):
     """See :func:`bits_explorer`."""
 
+    name = "bits explorer"
+
     def __init__(self, W, *, method: str = "uniform", evaluate=None, n_bits: int = 4,
                  baseline: float | None = None):
         W = check_weight(W)
@@ -111,7 +113,9 @@ class BitsExplorer(Explorer):
         slider = widgets.IntSlider(value=n_bits, min=METHODS[method][1], max=self.max_bits, step=1,
                                    description="bits", layout=widgets.Layout(width="360px"))
         template = plots.row_of(plots.histogram("hist", "levels", title="weights and the quantisation levels",
-                                                width=560, height=180, rule_color="darkorange"))
+                                                max_count=max(r["count"] for r in self._hist), width=560,
+                                                height=180, rule_color="darkorange",
+                                                rule_label="levels"))
         super().__init__(slider=slider, template=template, controls=[self.method], evaluate=evaluate,
                          baseline=baseline)
 

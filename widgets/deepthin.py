@@ -11,6 +11,14 @@ image beside the original:
   trained optimum; the relative error is printed;
 * with only a shape: a random layer from the paper's initialisation (``init_factors``, Glorot σ).
 
+Where it opens: a projection is not a trained DeepThin layer, and at high factors (50x on the
+lessons' DNN) the projected layer has lost so much that the model predicts one class: the accuracy
+is exactly chance. So with a trained ``W`` and an ``evaluate`` (and no ``factor``), the explorer
+opens at a factor it computed: bisecting the sorted factors for the highest one whose projected
+layer keeps at least ``keep`` (90 %) of the dense accuracy (the accuracy falls with the factor;
+the one it opens at is checked, whatever the bisection assumed). ``explorer.opening`` says which
+and why; without ``evaluate`` it opens nearest 10x.
+
 Each (factor, layout) is solved once and memoised (the factors X^f, W^f and the image are kept;
 the full weight is rebuilt only for ``evaluate``).
 
@@ -29,13 +37,15 @@ from thinlab.deepthin import (deepthin_lower_bound, deepthin_size, glorot_std, i
 from thinlab.size import format_factor
 
 from . import plots
-from .base import Explorer, Frame, check_weight, fmt_bytes, one_blas_thread
+from .base import Explorer, Frame, check_evaluate, check_score, check_weight, fmt_bytes, fmt_score, one_blas_thread
 
 #: the slider's factors (1 / size_fraction), log-spaced; those below a layer's lower bound are dropped
 DEFAULT_FACTORS = (2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000)
 LAYOUTS = ("coprime", "aligned", "any")
 #: columns whose start offsets are plotted
 OFFSET_COLUMNS = 128
+#: with ``evaluate``, open at a factor whose projected layer keeps at least this share of the dense accuracy
+OPENING_KEEP = 0.9
 
 
 def _shape_or_weight(W_or_shape):
@@ -100,20 +110,24 @@ def best_rank_factors(W_aux: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray
 class DeepThinExplorer(Explorer):
     """See :func:`deepthin_explorer`."""
 
+    name = "DeepThin explorer"
+
     def __init__(self, W_or_shape, *, evaluate=None, factor: float | None = None, factors=DEFAULT_FACTORS,
-                 layout: str = "coprime", seed: int = 0, dtype="float32", baseline: float | None = None):
+                 layout: str = "coprime", seed: int = 0, dtype="float32", baseline: float | None = None,
+                 keep: float = OPENING_KEEP):
         self.W, self.Q, self.R = _shape_or_weight(W_or_shape)
         if layout not in LAYOUTS:
             raise ValueError(f"layout={layout!r}; choose one of {LAYOUTS}")
         self.dtype, self.seed = dtype, seed
         self.lower_bound = deepthin_lower_bound(self.Q, self.R, dtype=dtype)
         self.factors = _factors(factors, 1.0 / self.lower_bound, (self.Q, self.R))
-        if factor is None:
-            factor = min(self.factors, key=lambda f: abs(math.log(f / 10)))
-        if factor not in self.factors:
+        if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1:
+            raise ValueError(f"keep={keep!r} must be a share in (0, 1], e.g. 0.9 (90 % of the dense accuracy)")
+        if factor is not None and factor not in self.factors:
             raise ValueError(f"factor={factor!r} is not one of the slider's factors {self.factors}; "
                              "pick one of them or pass factors=[...] including it")
         self._solved: dict = {}
+        self._layout_name = layout  # the toggle does not exist yet: solve() reads this until it does
         if self.W is not None:
             corner = plots.crop(self.W)
             self._corner_rows, self._norm = plots.matrix_rows(corner), float(np.linalg.norm(self.W))
@@ -121,25 +135,63 @@ class DeepThinExplorer(Explorer):
         else:
             corner = np.empty((min(self.Q, plots.IMAGE_SIDE), min(self.R, plots.IMAGE_SIDE)))
             a = 3 * glorot_std(self.Q, self.R)
-        slider = widgets.SelectionSlider(options=[(_label(f), f) for f in self.factors], value=float(factor),
+        self.opening, scores = self._opening(factor, check_evaluate(evaluate), baseline, float(keep), layout)
+        slider = widgets.SelectionSlider(options=[(_label(f), f) for f in self.factors], value=self.opening["factor"],
                                          description="compression", layout=widgets.Layout(width="420px"))
         self.layout = widgets.ToggleButtons(options=list(LAYOUTS), value=layout, description="n rule",
                                             tooltips=["prefer gcd(n, Q) = 1 (the paper's LCM rule)",
                                                       "prefer n dividing Q (block-wise low rank)", "no preference"],
                                             style={"button_width": "70px"})
         panels = [plots.image("approx", shape=corner.shape, domain=[-a, a],
-                              title="DeepThin W (top-left corner)" if self.W is not None
-                              else "random DeepThin W (paper init, corner)")]
+                              title=["DeepThin W", "(top-left corner)"] if self.W is not None
+                              else ["random DeepThin W", "(paper init, corner)"])]
         if self.W is not None:
-            panels.insert(0, plots.image("original", shape=corner.shape, domain=[-a, a], title="W (top-left corner)"))
+            panels.insert(0, plots.image("original", shape=corner.shape, domain=[-a, a], title="W (top-left corner)",
+                                         legend=False))
         panels.append(plots.scatter("offsets", x="column", y="offset", x_title="column j of W",
-                                    y_title="(j·Q) mod n", title="where column j starts in a W_aux row"))
-        super().__init__(slider=slider, template=plots.row_of(*panels), controls=[self.layout], evaluate=evaluate,
-                         baseline=baseline)
+                                    y_title="(j·Q) mod n", title=["where column j starts", "in a W_aux row"]))
+        super().__init__(slider=slider, template=plots.row_of(*panels), controls=[self.layout],
+                         evaluate=evaluate, baseline=baseline, scores=scores)
+
+    def _opening(self, factor, evaluate, baseline, keep: float, layout: str) -> tuple[dict, dict]:
+        """Where the slider starts, and why: ``({"factor", "why", ...}, accuracies evaluated on the way)``."""
+        if factor is not None:
+            return {"factor": float(factor), "why": "as asked"}, {}
+        nearest_10 = min(self.factors, key=lambda f: abs(math.log(f / 10)))
+        if evaluate is None or self.W is None:
+            return {"factor": nearest_10, "why": "nearest 10x (no evaluate to choose by)"}, {}
+        dense = float(baseline) if baseline is not None else check_score(evaluate(self.W))
+        bar, scores = keep * dense, {}
+
+        def score(f: float) -> float:
+            key = (float(f), layout)
+            if key not in scores:
+                scores[key] = check_score(evaluate(self.reconstruct(f, layout)))
+            return scores[key]
+
+        fs = self.factors  # ascending; accuracy falls as the factor grows
+        if score(fs[0]) < bar:
+            f, why = fs[0], (f"no factor here keeps {keep:.0%} of the dense {fmt_score(dense)}: "
+                             f"opened at the smallest, {_label(fs[0])}")
+        else:
+            lo, hi = 0, len(fs) - 1  # score(fs[lo]) ≥ bar; bisect for the last such factor
+            if score(fs[hi]) >= bar:
+                lo = hi
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if score(fs[mid]) >= bar else (lo, mid)
+            f = fs[lo]
+            why = (f"the projected layer scores {fmt_score(score(f))}, at least {keep:.0%} of the dense "
+                   f"{fmt_score(dense)}")
+            above = (float(fs[lo + 1]), layout) if lo + 1 < len(fs) else None
+            if above in scores:
+                why += f" (at {_label(above[0])}: {fmt_score(scores[above])})"
+        return {"factor": float(f), "why": why, "accuracy": score(f), "dense": dense, "keep": keep}, scores
 
     def solve(self, factor: float, layout: str | None = None) -> dict:
         """The memoised solution at ``factor``: ``size`` (DeepThinSize), ``Xf``, ``Wf``, ``error``, image rows."""
-        layout = self.layout.value if layout is None else layout
+        if layout is None:
+            layout = self.layout.value if hasattr(self, "layout") else self._layout_name
         key = (float(factor), layout)
         if key not in self._solved:
             size = deepthin_size(self.Q, self.R, size_fraction=1.0 / float(factor), layout=layout, dtype=self.dtype)
@@ -186,6 +238,8 @@ class DeepThinExplorer(Explorer):
                 ("n rule", rule),
                 ("bytes", f"{fmt_bytes(sz.bytes)} vs dense {fmt_bytes(sz.dense_bytes)}  → {state['factor']}  "
                           f"({sz.n_params:,} values)")]
+        if self.opening["why"] != "as asked":
+            rows.append(("opened at", f"{_label(self.opening['factor'])}: {self.opening['why']}"))
         if sol["error"] is not None:
             rows.append(("error", f"‖W − W_DeepThin‖ / ‖W‖ = {sol['error']:.4f}  "
                                   "(projection, before any training)"))
@@ -204,7 +258,7 @@ class DeepThinExplorer(Explorer):
 
 def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None, factors=DEFAULT_FACTORS,
                       layout: str = "coprime", seed: int = 0, dtype="float32",
-                      baseline: float | None = None) -> DeepThinExplorer:
+                      baseline: float | None = None, keep: float = OPENING_KEEP) -> DeepThinExplorer:
     """Slide DeepThin's compression factor and watch the solver's (m, n, r), the LCM rule and the weights.
 
     Parameters
@@ -213,23 +267,28 @@ def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None,
         tuple (Q, R) (a random layer from the paper's initialisation)
     evaluate : callable (Q, R) ndarray → float, optional
         Accuracy with this layer's weight replaced by the DeepThin one; memoised per value.
-    factor : the starting factor, one of ``factors`` (default: the one nearest 10x)
+    factor : the starting factor, one of ``factors``. Default: with a trained ``W`` and ``evaluate``, a
+        factor computed to score well (bisection for the highest factor whose projected layer keeps
+        ``keep`` of the dense accuracy; ``.opening`` says which and why), else the one nearest 10x
     factors : compression factors 1 / size_fraction offered (those beyond the layer's DeepThin
         lower bound are dropped)
     layout : ``"coprime"`` (the paper's LCM rule), ``"aligned"`` or ``"any"``: the solver's
         preference for n, also a toggle in the widget
     seed : seed of the random initialisation (shape only)
     dtype : storage dtype of the factors
-    baseline : float, optional, the dense model's accuracy
+    baseline : float, optional, the dense model's accuracy (also the reference of ``keep``; default:
+        ``evaluate(W)``)
+    keep : share of the dense accuracy the opening factor must keep (default 0.9)
 
     Returns
     -------
     DeepThinExplorer with ``.widget``, ``.slider``, ``.layout`` (toggle), ``.update(factor)``,
     ``.readout``, ``.chart``, ``.spec``, ``.solve(factor)``, ``.reconstruct(factor)`` and ``.state``
     (``m``, ``n``, ``r``, ``gcd``, ``period``, ``bytes``, ``size_fraction``, ``factor``,
-    ``relative_error`` with a W, ``accuracy`` if evaluated).
+    ``relative_error`` with a W, ``accuracy`` if evaluated) and ``.opening`` (``factor``, ``why``; when
+    computed also ``accuracy``, ``dense``, ``keep``).
 
     Taught in: 03_deepthin
     """
     return DeepThinExplorer(W_or_shape, evaluate=evaluate, factor=factor, factors=factors, layout=layout,
-                            seed=seed, dtype=dtype, baseline=baseline)
+                            seed=seed, dtype=dtype, baseline=baseline, keep=keep)

@@ -12,10 +12,17 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from thinlab.charts import block_reduce
+from thinlab.charts import log_ticks, wrap_title
 
 #: the most rows / columns an image shows
 IMAGE_SIDE = 64
+#: kept / pruned colours of a mask image: dark on light, readable at any sparsity (and in grey print)
+MASK_COLORS = {"kept": "#1f3b73", "pruned": "#e6e6e6"}
+_INDEX_AXIS = dict(labelAngle=0, ticks=False, domain=False, labelOverlap="greedy", labelFontSize=9,
+                   titleFontSize=10, titleFontWeight="normal", titlePadding=2)
+_LOG_LABEL = "format(datum.value, '~s')"   # 1, 20, 5k, 10M
+_LOG_LABEL_SMALL = ("datum.value >= 1e4 || datum.value < 1e-2 ? replace(format(datum.value, '.0e'), '+', '') "
+                    ": format(datum.value, '~g')")   # 1e-4, 0.02, 0.5, 1e4
 
 
 # ------------------------------------------------------------------ rows
@@ -28,6 +35,14 @@ def matrix_rows(M) -> list[dict]:
             for i, j, v in zip(ii.ravel().tolist(), jj.ravel().tolist(), M.ravel().tolist())]
 
 
+def mask_rows(W, mask) -> list[dict]:
+    """``{"row", "column", "value", "state"}`` per entry: the weight and whether it is ``"kept"`` or ``"pruned"``."""
+    W, mask = np.asarray(W, dtype=np.float64), np.asarray(mask, dtype=bool)
+    ii, jj = np.indices(W.shape)  # (r, c) each
+    return [{"row": i, "column": j, "value": v, "state": "kept" if k else "pruned"}
+            for i, j, v, k in zip(ii.ravel().tolist(), jj.ravel().tolist(), W.ravel().tolist(), mask.ravel().tolist())]
+
+
 def crop(W, side: int = IMAGE_SIDE) -> np.ndarray:
     """The top-left ``side`` x ``side`` corner of ``W``: real weights, not averages."""
     return np.asarray(W)[:side, :side]
@@ -38,16 +53,6 @@ def weight_range(M, *, q: float = 0.99) -> float:
     few larger values are clamped), so heavy tails do not wash the image out."""
     a = float(np.quantile(np.abs(np.asarray(M, dtype=np.float64)), q))
     return a if a > 0 else float(np.abs(M).max()) or 1.0
-
-
-def block_shape(shape, side: int = IMAGE_SIDE) -> tuple[int, int]:
-    """Shape of ``block_reduce(M, side)`` for M of ``shape`` (without computing it)."""
-    return tuple(n // -(-n // side) for n in shape)
-
-
-def block_rows(M, side: int = IMAGE_SIDE) -> list[dict]:
-    """Rows of ``M`` block-averaged to at most ``side`` per side (e.g. the kept density of a mask)."""
-    return matrix_rows(block_reduce(M, side))
 
 
 def histogram_rows(values, *, bins: int = 80) -> list[dict]:
@@ -71,57 +76,123 @@ def _size(shape, side: int) -> tuple[int, int]:
     return max(40, round(cols * scale)), max(40, round(rows * scale))
 
 
+def index_ticks(n: int, k: int = 4) -> list[int]:
+    """At most ``k`` round index labels (multiples of 1, 2, 5 × 10^j, from 0) for an axis of ``n`` entries."""
+    for step in (m * 10 ** j for j in range(7) for m in (1, 2, 5)):
+        if -(-n // step) <= k:
+            return list(range(0, n, step))
+    return [0]
+
+
+def _index_axes(shape):
+    """The x (column) and y (row) encodings of a matrix image of ``shape``: a few index labels, rows top down."""
+    rows, cols = shape
+    return (alt.X("column:O", title="column", axis=alt.Axis(values=index_ticks(cols), **_INDEX_AXIS)),
+            alt.Y("row:O", title="row", axis=alt.Axis(values=index_ticks(rows), **_INDEX_AXIS)))
+
+
 def image(name: str, *, shape, title: str, domain, scheme: str = "redblue", color_title: str = "weight",
-          side: int = 200) -> alt.Chart:
-    """A matrix image over dataset ``name`` (rows from :func:`matrix_rows`), rows top to bottom.
+          side: int = 150, legend: bool = True) -> alt.Chart:
+    """A matrix image over dataset ``name`` (rows from :func:`matrix_rows`), rows top to bottom, index axes.
 
     ``domain`` fixes the colour scale (e.g. ``[-a, a]`` for weights, ``[0, 1]`` for a density) so
-    images drawn at different slider values compare; values outside are clamped.
+    images drawn at different slider values compare; values outside are clamped. ``legend=False``
+    hides the colour legend (show it on one of several images drawn on the same range).
     """
     width, height = _size(shape, side)
+    x, y = _index_axes(shape)
     scale = alt.Scale(scheme=scheme, domain=[float(d) for d in domain], clamp=True, reverse=scheme == "redblue")
-    return alt.Chart(alt.Data(name=name), title=title).mark_rect().encode(
-        x=alt.X("column:O", axis=None), y=alt.Y("row:O", axis=None),
-        color=alt.Color("value:Q", scale=scale, title=color_title),
+    color = alt.Color("value:Q", scale=scale, title=color_title,
+                      legend=alt.Legend(gradientLength=max(60, height - 20), gradientThickness=10) if legend else None)
+    return alt.Chart(alt.Data(name=name), title=wrap_title(title)).mark_rect().encode(
+        x=x, y=y, color=color,
         tooltip=["row:O", "column:O", alt.Tooltip("value:Q", format=".4g")],
     ).properties(width=width, height=height)
 
 
-def histogram(hist: str, rules: str, *, title: str, x_title: str = "weight", width: int = 300,
-              height: int = 160, rule_color: str = "crimson") -> alt.LayerChart:
+def mask_image(name: str, *, shape, title: str, side: int = 150) -> alt.Chart:
+    """A pruning mask over dataset ``name`` (rows from :func:`mask_rows`): each square one weight, kept dark,
+    pruned light (:data:`MASK_COLORS`), so a few survivors stand out at 99 % sparsity as well as holes at 10 %."""
+    width, height = _size(shape, side)
+    x, y = _index_axes(shape)
+    scale = alt.Scale(domain=list(MASK_COLORS), range=list(MASK_COLORS.values()))
+    color = alt.Color("state:N", title=None, scale=scale,
+                      legend=alt.Legend(orient="bottom", symbolType="square"))
+    return alt.Chart(alt.Data(name=name), title=wrap_title(title)).mark_rect().encode(
+        x=x, y=y, color=color,
+        tooltip=["row:O", "column:O", "state:N", alt.Tooltip("value:Q", format=".4g", title="weight")],
+    ).properties(width=width, height=height)
+
+
+def labelled_rules(name: str, *, label: str, color: str = "crimson") -> alt.LayerChart:
+    """Dashed vertical rules at dataset ``name`` (:func:`rule_rows`), the rightmost one labelled ``label``
+    at the top (one label, however many rules: quantisation levels, ± a threshold)."""
+    rule = alt.Chart(alt.Data(name=name)).mark_rule(color=color, strokeDash=[4, 3]).encode(x="at:Q")
+    text = alt.Chart(alt.Data(name=name)).transform_joinaggregate(right="max(at)").transform_filter(
+        "datum.at == datum.right").mark_text(align="left", baseline="top", dx=3, fontSize=10, color=color).encode(
+        x="at:Q", y=alt.value(2), text=alt.value(label))
+    return alt.layer(rule, text)
+
+
+def log_axis(lo: float, hi: float, *, title: str, floor: float | None = None):
+    """(scale, axis) of a log axis over ``[lo, hi]`` with ticks at 1·10^k (:func:`thinlab.charts.log_ticks`)
+    and no overlapping labels; ``floor``: the domain starts there (bars of a log histogram start at 0.5)."""
+    ticks, dom = log_ticks(lo, hi)
+    if floor is not None:
+        dom[0] = float(floor)
+        ticks = [t for t in ticks if t >= floor]
+    label = _LOG_LABEL if min(ticks) >= 1 else _LOG_LABEL_SMALL
+    axis = alt.Axis(values=ticks, labelExpr=label, labelOverlap="greedy", labelFlush=False, title=title)
+    return alt.Scale(type="log", domain=dom, nice=False, clamp=True), axis
+
+
+def histogram(hist: str, rules: str, *, title: str, max_count: int, x_title: str = "weight", width: int = 260,
+              height: int = 150, rule_color: str = "crimson", rule_label: str = "threshold") -> alt.LayerChart:
     """Histogram bars over dataset ``hist`` (:func:`histogram_rows`), rules at dataset ``rules``.
 
-    Counts on a symlog axis, as in :func:`thinlab.charts.histogram`, so the tails stay visible.
+    Counts on a log axis (ticks 1, 10, 100, …; empty bins left out, bars from 0.5, so one weight is a
+    short bar), as in :func:`thinlab.charts.histogram`, so the tails stay visible. ``max_count``: the
+    tallest bin, which fixes the axis.
     """
-    bars = alt.Chart(alt.Data(name=hist)).mark_rect(color="#4c78a8").encode(  # rects: x and y both ranged
-        x=alt.X("lo:Q", title=x_title), x2="hi:Q",
-        y=alt.Y("count:Q", scale=alt.Scale(type="symlog"), title="count"), y2=alt.datum(0))
-    marks = alt.Chart(alt.Data(name=rules)).mark_rule(color=rule_color, strokeDash=[4, 3]).encode(x="at:Q")
-    return alt.layer(bars, marks, title=title).properties(width=width, height=height)
+    scale, axis = log_axis(1, max(2, int(max_count)), title="count (log)", floor=0.5)
+    bars = alt.Chart(alt.Data(name=hist)).transform_filter("datum.count > 0").mark_rect(color="#4c78a8").encode(
+        x=alt.X("lo:Q", title=x_title), x2="hi:Q",  # rects: x and y both ranged
+        y=alt.Y("count:Q", scale=scale, axis=axis), y2=alt.datum(0.5),
+        tooltip=[alt.Tooltip("lo:Q", format=".3g"), alt.Tooltip("hi:Q", format=".3g"), "count:Q"])
+    return alt.layer(bars, labelled_rules(rules, label=rule_label, color=rule_color),
+                     title=wrap_title(title)).properties(width=width, height=height)
 
 
 def curve(name: str, marker: str, *, x: str, y: str, title: str, color: str | None = None,
-          x_title: str | None = None, y_title: str | None = None, x_scale: str = "linear",
-          y_scale: str = "linear", width: int = 260, height: int = 160) -> alt.LayerChart:
-    """Line(s) over dataset ``name`` (one per ``color``) with a vertical rule at dataset ``marker``."""
-    enc = {"x": alt.X(f"{x}:Q", title=x_title or x, scale=alt.Scale(type=x_scale)),
-           "y": alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(type=y_scale, zero=False)),
+          x_title: str | None = None, y_title: str | None = None, y_range=None, width: int = 200,
+          height: int = 150, marker_label: str = "now") -> alt.LayerChart:
+    """Line(s) over dataset ``name`` (one per ``color``) with a vertical rule at dataset ``marker``.
+
+    ``y_range=(lo, hi)``: a log y axis over that range (both > 0) with readable ticks; else linear.
+    """
+    if y_range is None:
+        y_enc = alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False))
+    else:
+        scale, axis = log_axis(*y_range, title=y_title or y)
+        y_enc = alt.Y(f"{y}:Q", scale=scale, axis=axis)
+    enc = {"x": alt.X(f"{x}:Q", title=x_title or x), "y": y_enc,
            "tooltip": [alt.Tooltip(f"{x}:Q", format=".4g"), alt.Tooltip(f"{y}:Q", format=".4g")]}
     if color:
         enc["color"] = alt.Color(f"{color}:N", title=None, legend=alt.Legend(orient="bottom"))
     lines = alt.Chart(alt.Data(name=name)).mark_line().encode(**enc)
-    rule = alt.Chart(alt.Data(name=marker)).mark_rule(color="crimson", strokeDash=[4, 3]).encode(x="at:Q")
-    return alt.layer(lines, rule, title=title).properties(width=width, height=height)
+    return alt.layer(lines, labelled_rules(marker, label=marker_label),
+                     title=wrap_title(title)).properties(width=width, height=height)
 
 
 def scatter(name: str, *, x: str, y: str, title: str, x_title: str | None = None,
-            y_title: str | None = None, width: int = 220, height: int = 160) -> alt.Chart:
+            y_title: str | None = None, width: int = 180, height: int = 150) -> alt.Chart:
     """Points over dataset ``name``."""
-    return alt.Chart(alt.Data(name=name), title=title).mark_circle(size=18).encode(
+    return alt.Chart(alt.Data(name=name), title=wrap_title(title)).mark_circle(size=18).encode(
         x=alt.X(f"{x}:Q", title=x_title or x), y=alt.Y(f"{y}:Q", title=y_title or y),
         tooltip=[f"{x}:Q", f"{y}:Q"]).properties(width=width, height=height)
 
 
 def row_of(*panels) -> alt.HConcatChart:
-    """Panels side by side, each with its own colour scale."""
-    return alt.hconcat(*panels, spacing=24).resolve_scale(color="independent")
+    """Panels side by side, each with its own colour scale (images of one weight on one fixed range get the
+    same colours; pass ``legend=False`` to all but one)."""
+    return alt.hconcat(*panels, spacing=16).resolve_scale(color="independent")

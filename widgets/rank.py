@@ -28,6 +28,8 @@ from .base import Explorer, Frame, check_weight, fmt_bytes, one_blas_thread
 class RankExplorer(Explorer):
     """See :func:`rank_explorer`."""
 
+    name = "rank explorer"
+
     def __init__(self, W, *, evaluate=None, rank: int | None = None, dtype="float32",
                  baseline: float | None = None):
         W = check_weight(W)
@@ -53,11 +55,13 @@ class RankExplorer(Explorer):
         self._spectrum = [{"i": i, "s": v} for i, v in enumerate(np.maximum(s, 1e-12 * (s[0] or 1)).tolist(), 1)]
         slider = widgets.IntSlider(value=rank, min=1, max=full, step=1, description="rank",
                                    layout=widgets.Layout(width="420px"))
+        shown = [r["s"] for r in self._spectrum]
         template = plots.row_of(
-            plots.image("original", shape=corner.shape, domain=[-a, a], title="W (top-left corner)"),
-            plots.image("approx", shape=corner.shape, domain=[-a, a], title="rank-k W (same corner)"),
+            plots.image("original", shape=corner.shape, domain=[-a, a], title="W (top-left corner)", legend=False),
+            plots.image("approx", shape=corner.shape, domain=[-a, a], title=["rank-k W", "(same corner)"]),
             plots.curve("spectrum", "rank", x="i", y="s", x_title="index i", y_title="singular value s_i",
-                        y_scale="log", title="spectrum: keep left of the line"))
+                        y_range=(min(shown), max(shown)), title=["spectrum: keep", "left of the line"],
+                        marker_label="rank k"))
         super().__init__(slider=slider, template=template, evaluate=evaluate, baseline=baseline)
 
     def reconstruct(self, rank: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Pruning ratio explorer: a sparsity slider over one layer's magnitude pruning.
 
-Per move: the weight histogram with the ± threshold drawn, the kept-weight density of the layer
-(mask image), the bytes of CSR / bitmask storage against dense with CSR's break-even density,
-and the accuracy when an ``evaluate`` is given.
+Per move: the weight histogram with the ± threshold drawn, the mask of the top-left 64 x 64
+weights (each square one weight: kept dark, pruned light, readable at any sparsity), the bytes
+of CSR / bitmask storage against dense with CSR's break-even density, and the accuracy when an
+``evaluate`` is given.
 
 Precomputed once: the stable order of |W| (so every sparsity's mask is a slice of it, equal to
 :func:`thinlab.prune.magnitude_mask`'s, ties pruned lower flat index first), the histogram and the
@@ -26,6 +27,8 @@ from .base import Explorer, Frame, check_weight, fmt_bytes
 class PruneExplorer(Explorer):
     """See :func:`prune_explorer`."""
 
+    name = "prune explorer"
+
     def __init__(self, W, *, evaluate=None, sparsity: float = 0.5, max_sparsity: float = 0.99,
                  step: float = 0.01, dtype="float32", baseline: float | None = None):
         W = check_weight(W)
@@ -42,6 +45,7 @@ class PruneExplorer(Explorer):
         self.dense_bytes = dense_bytes(W.shape, dtype=dtype)
         self.break_even = csr_break_even_density(W.shape, value_dtype=dtype)
         self._hist = plots.histogram_rows(W)
+        self._corner = plots.crop(W)
         grid = np.linspace(0.0, max_sparsity, 100)
         self._curves = [{"sparsity": s, "bytes": b, "format": name}
                         for s in grid.tolist() for name, b in
@@ -51,11 +55,11 @@ class PruneExplorer(Explorer):
         slider = widgets.FloatSlider(value=sparsity, min=0.0, max=max_sparsity, step=step, readout_format=".2f",
                                      description="sparsity", layout=widgets.Layout(width="420px"))
         template = plots.row_of(
-            plots.histogram("hist", "threshold", title="weights, pruned between the red lines"),
-            plots.image("mask", shape=plots.block_shape(W.shape), domain=[0, 1],
-                        scheme="greys", color_title="kept", title="kept weights (density per block)", side=180),
+            plots.histogram("hist", "threshold", title="weights, pruned between the red lines", rule_label="|w| cut",
+                            max_count=max(r["count"] for r in self._hist)),
+            plots.mask_image("mask", shape=self._corner.shape, title=["mask of the", "top-left weights"]),
             plots.curve("bytes", "at", x="sparsity", y="bytes", color="format", title="bytes vs sparsity",
-                        y_title="bytes"))
+                        y_title="bytes", marker_label="now"))
         super().__init__(slider=slider, template=template, evaluate=evaluate, baseline=baseline)
 
     def _nnz(self, sparsity: float) -> int:
@@ -89,7 +93,8 @@ class PruneExplorer(Explorer):
                 ("values + bitmask", f"{fmt_bytes(bitmask)}  → {state['masked_factor']}"),
                 ("break-even", f"density {density:.3f} vs CSR break-even {self.break_even:.3f}: {verdict}")]
         datasets = {"hist": self._hist, "threshold": plots.rule_rows([-threshold, threshold] if n_drop else []),
-                    "mask": plots.block_rows(mask), "bytes": self._curves, "at": plots.rule_rows([s])}
+                    "mask": plots.mask_rows(self._corner, plots.crop(mask)), "bytes": self._curves,
+                    "at": plots.rule_rows([s])}
         W = self.W
         return Frame(key=round(s, 9), state=state, rows=rows, datasets=datasets,
                      title=f"sparsity {s:.2f}: CSR {state['csr_factor']}, bitmask {state['masked_factor']}",

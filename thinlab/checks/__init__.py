@@ -22,6 +22,7 @@ from thinlab.checks.fp16 import SOLUTIONS as _FP16
 from thinlab.checks.fp16 import (
     check_float_spacing, check_loss_scale_update, check_underflows,
 )
+from thinlab.checks.hints import Hints, hints
 from thinlab.checks.lowrank import SOLUTIONS as _LOWRANK
 from thinlab.checks.lowrank import (
     check_lowrank_bytes, check_rank_for_budget, check_truncated_svd,

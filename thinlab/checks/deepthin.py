@@ -38,13 +38,15 @@ def check_relayout(fn) -> str:
         if not np.array_equal(got, want):
             flat = original.reshape(-1)[: Q * R]
             if np.array_equal(got, flat.reshape(Q, R)):
-                hint = ("you filled W row by row; DeepThin fills it column by column: column j is "
-                        "flat[j·Q:(j+1)·Q], i.e. flat.reshape(R, Q).T")
+                hint = ("you filled W row by row; DeepThin fills it column by column: column j takes the j-th "
+                        "run of Q consecutive numbers. reshape fills rows, so shape the stream with one row per "
+                        "column of W first, then turn it the right way round")
             elif np.array_equal(got, original.T.reshape(-1)[: Q * R].reshape(R, Q).T):
-                hint = "read W_aux row-major (row 0 first, left to right), not column-major: W_aux.reshape(-1)"
+                hint = ("read W_aux row-major (row 0 first, left to right), not column-major: flatten W_aux as it "
+                        "is, without transposing it first")
             else:
-                hint = ("flatten W_aux row-major, keep the first Q·R values and pour them into W column by column: "
-                        "W_aux.reshape(-1)[:Q * R].reshape(R, Q).T")
+                hint = ("flatten W_aux row-major, keep the first Q·R values and pour them into W column by column; "
+                        "checks.hints('relayout') has more")
             _fail(f"for W_aux={original.round(3).tolist()}, Q={Q}, R={R} you returned {got.round(3).tolist()}, "
                   f"expected {want.round(3).tolist()}", hint)
     return "✓ relayout is right"
@@ -72,10 +74,11 @@ def check_n_alignments(fn) -> str:
         g = math.gcd(n, Q)
         offsets = sorted({(j * Q) % n for j in range(R)})
         if got == n and g > 1:
-            hint = (f"not every offset 0 … n − 1 occurs: gcd(n, Q) = {g}, and only its multiples do, "
-                    f"n / gcd = {n // g} of them (and at most R)")
+            hint = (f"not every offset 0 … n − 1 occurs: gcd(n, Q) = {g}, and only its multiples do; count "
+                    "how many of them lie below n (and remember there are only R columns)")
         elif got == g:
-            hint = f"gcd(n, Q) = {g} is the step between offsets, not their number: there are n / gcd of them"
+            hint = (f"gcd(n, Q) = {g} is the step between offsets, not their number: count how many of them "
+                    "fit below n")
         elif got == n // g:
             hint = (f"n / gcd(n, Q) = {n // g} offsets exist, but only {R} columns can use them: "
                     "the answer cannot exceed R")
@@ -108,9 +111,9 @@ def check_lower_bound(fn) -> str:
         hint = next((f"you computed it {k}. " for k, v in tries.items() if np.isclose(float(got), v, rtol=1e-9)), "")
         _fail(f"for W of shape ({Q}, {R}) you returned {float(got):.6g}, expected {want:.6g} "
               f"(m = {m}, n = {n}, rank 1: {4 * (m + n) + 16} bytes of {dense})",
-              hint + "At rank 1 the factors hold m + n values; pick integers n and m = ceil(Q·R / n) with the "
-                     "smallest m + n (try n near √(Q·R)); bytes = 4·(m + n) + 2·8 for the two shapes; "
-                     "divide by the dense 4·Q·R")
+              hint + "At rank 1 the factors hold m + n values: search whole numbers m, n (n near √(Q·R)) with "
+                     "m·n ≥ Q·R and the smallest m + n, count their bytes as the lesson does (float32 values "
+                     "and the two factor shapes) and compare with the dense bytes")
     return "✓ lower_bound is right"
 
 

@@ -43,7 +43,7 @@ def check_float_spacing(fn) -> str:
         got, want = _call(fn, x, m, e_min), float_spacing_reference(x, m, e_min)
         if np.ndim(got) != 0:
             _fail(f"expected one number, got {type(got).__name__} of shape {np.shape(got)}",
-                  "return the gap for the one x you were given, e.g. 2.0 ** (exponent - mantissa_bits)")
+                  "return one float: the gap after the one x you were given")
         if np.isclose(float(got), want, rtol=1e-9, atol=0):
             continue
         e = math.frexp(abs(x))[1] - 1
@@ -52,13 +52,13 @@ def check_float_spacing(fn) -> str:
                     "number with the same exponent, 2**(floor(log2 |x|) - m)")
         elif e < e_min and np.isclose(float(got), 2.0 ** (e - m), rtol=1e-9, atol=0):
             hint = (f"{x:g} is below the smallest normal 2**{e_min} of {fmt}: subnormals are evenly spaced, "
-                    f"so the exponent stops at min_exponent: 2**(max(floor(log2 |x|), min_exponent) - m)")
+                    "so the exponent must not go below min_exponent")
         elif any(np.isclose(float(got), w, rtol=1e-9, atol=0) for w in (2 * want, want / 2)):
             hint = ("off by a factor of two: with m stored fraction bits the gap after 1.0 is 2**-m "
                     "(float16: 2**-10 = 0.000977), and floor(log2 |x|) is the exponent (1.0 → 0, 3.0 → 1)")
         else:
-            hint = ("ulp(x) = 2**(max(floor(log2 |x|), min_exponent) - mantissa_bits); math.frexp or np.log2 give "
-                    "the exponent")
+            hint = ("find the exponent of |x| (math.frexp or np.log2), keep it at or above min_exponent, and take "
+                    "the gap at that exponent with mantissa_bits fraction bits (the formula above the exercise)")
         _fail(f"for x={x!r} in {fmt} (mantissa_bits={m}, min_exponent={e_min}) you returned {float(got):.6g}, "
               f"expected {want:.6g}", hint)
     return "✓ float_spacing is right"
@@ -78,7 +78,7 @@ def check_underflows(fn) -> str:
         got, want = _call(fn, x), underflows_reference(x)
         if not isinstance(got, (bool, np.bool_)):
             _fail(f"for x={x!r} you returned {got!r} ({type(got).__name__}), expected True or False",
-                  "return a bool, e.g. bool(abs(x) <= threshold)")
+                  "return a bool (True or False), not a number")
         if bool(got) == want:
             continue
         if x == 0:
@@ -91,7 +91,8 @@ def check_underflows(fn) -> str:
             hint = (f"{x:g} is exactly half the smallest subnormal: a tie, rounded to the neighbour with an even "
                     "last bit, which is 0 (so it underflows)")
         else:
-            hint = "values with |x| ≤ 2**-25 (half the smallest subnormal 2**-24) round to 0; compare abs(x)"
+            hint = ("compare |x| with half of float16's smallest subnormal (2**-24), and mind on which side "
+                    "the exact tie falls")
         _fail(f"underflows({x!r}) returned {bool(got)}, expected {want}", hint)
     return "✓ underflows is right"
 
@@ -147,14 +148,14 @@ def check_loss_scale_update(fn) -> str:
             elif found_inf and not got[2]:
                 hint = "on overflow the gradients hold inf/NaN: the step must be skipped (skip=True)"
             elif found_inf:
-                hint = "on overflow the scale shrinks: scale * backoff_factor"
+                hint = "on overflow the scale shrinks, by backoff_factor"
             elif got[2]:
                 hint = "a step without overflow is taken (skip=False)"
             elif got[0] > scale and good + 1 < interval:
                 hint = f"grow only after growth_interval={interval} good steps in a row, not on every good step"
             else:
-                hint = ("count the good step (good_steps + 1); when it reaches growth_interval multiply the scale "
-                        "by growth_factor and reset good_steps to 0")
+                hint = ("without overflow, count the good step; only when the count reaches growth_interval does "
+                        "the scale grow (by growth_factor) and the count restart")
             _fail(where, hint)
     return "✓ loss_scale_update is right"
 

@@ -42,13 +42,14 @@ def check_truncated_svd(fn) -> str:
         if not isinstance(got, (tuple, list)) or len(got) != 2:
             _fail(f"expected a pair (A, B), got {type(got).__name__}"
                   + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""),
-                  "return A, B with A = U[:, :k] * s[:k] and B = Vt[:k]; do not return U, s, Vt")
+                  "return two matrices A (Q, k) and B (k, R) whose product approximates W, with the singular "
+                  "values folded into one of them; do not return U, s, Vt")
         A, B = (np.asarray(x, dtype=np.float64) for x in got)
         Q, R = W.shape
         if A.shape != (Q, k) or B.shape != (k, R):
-            hint = "A = U[:, :k] * s[:k] has shape (Q, k) and B = Vt[:k] has shape (k, R)"
+            hint = "A (Q, k) comes from k columns of U and B (k, R) from k rows of Vt"
             if B.shape == (R, k):
-                hint = "B holds the first k rows of Vt (Vt[:k], shape (k, R)), not its first k columns. " + hint
+                hint = "B holds the first k rows of Vt, not its first k columns. " + hint
             _fail(f"for W of shape {W.shape} and rank={k} you returned A {A.shape} and B {B.shape}, expected "
                   f"A {(Q, k)} and B {(k, R)}", hint + "; use np.linalg.svd(W, full_matrices=False)")
         want_A, want_B = truncated_svd_reference(original, k)
@@ -59,8 +60,9 @@ def check_truncated_svd(fn) -> str:
         wrong = {"without the singular values (U_k · V_kᵀ)": U[:, :k] @ Vt[:k],
                  "with the singular values squared": (U[:, :k] * s[:k] ** 2) @ Vt[:k],
                  "with the smallest singular values instead of the largest": (U[:, -k:] * s[-k:]) @ Vt[-k:]}
-        hint = ("the best rank-k matrix keeps the k largest singular values (Eckart–Young): "
-                "A = U[:, :k] * s[:k], B = Vt[:k], so that A @ B = U_k·diag(s_k)·V_kᵀ")
+        hint = ("the best rank-k matrix keeps the k largest singular values, each once (Eckart–Young): A @ B "
+                "must equal U_k·diag(s_k)·V_kᵀ, built from the first k columns of U, the first k singular values "
+                "and the first k rows of Vt")
         for what, M in wrong.items():
             if np.allclose(A @ B, M, atol=1e-8, rtol=1e-6):
                 hint = f"your A @ B is the truncation {what}. " + hint
@@ -93,8 +95,8 @@ def _check_whole_answers(fn, cases, reference, *, what: str, explain) -> None:
 
 def _explain_lowrank_bytes(shape, k, got, want) -> tuple[str, str]:
     Q, R = shape
-    hint = ("A (Q, k) and B (k, R) hold (Q + R)·k float32 values of 4 bytes each, and a file stores each "
-            "factor's shape: 2 dimensions × 4 bytes (uint32) per factor, 16 bytes for the pair")
+    hint = ("count the values of A (Q, k) and of B (k, R) at float32 size, and add what a file stores for each "
+            "factor's shape (2 dimensions as uint32)")
     if got == want - 16:
         hint = "you left out the two shapes (16 bytes). " + hint
     elif got == want - 8:
@@ -104,7 +106,7 @@ def _explain_lowrank_bytes(shape, k, got, want) -> tuple[str, str]:
     elif got in (4 * Q * R * k, 4 * Q * R * k + 16):
         hint = "the factors are Q·k and k·R values, not Q·R·k. " + hint
     return (f"for shape={shape}, rank={k} you returned {got:,} bytes, expected {want:,} "
-            f"(values 4·({Q} + {R})·{k} = {4 * (Q + R) * k:,} + shapes 16)", hint)
+            f"(values {4 * (Q + R) * k:,} + shapes 16)", hint)
 
 
 def check_lowrank_bytes(fn) -> str:
@@ -125,7 +127,7 @@ def rank_for_budget_reference(shape, max_bytes) -> int:
 def _explain_rank_for_budget(shape, budget, got, want) -> tuple[str, str]:
     b = lowrank.lowrank_bytes
     Q, R = shape
-    hint = ("the largest k with 4·(Q + R)·k + 16 ≤ max_bytes (use your lowrank_bytes), "
+    hint = ("the largest k whose factors (your lowrank_bytes) still fit in max_bytes, "
             "and never above min(Q, R)")
     if got > min(Q, R):
         hint = f"a {shape} matrix has rank at most min(Q, R) = {min(Q, R)}. " + hint

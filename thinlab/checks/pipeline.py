@@ -34,7 +34,7 @@ def check_stage_factors(fn) -> str:
             _fail(f"for stage bytes {b} you returned {len(factors)} factors, expected {len(want_f)} (one per stage "
                   "after the first)", "the first entry is the dense model: it has no factor of its own")
         if not np.allclose(factors, want_f, rtol=1e-9):
-            hint = "a stage's factor is its bytes before / its bytes after: bytes[i-1] / bytes[i]"
+            hint = "a stage's factor is its bytes before / its bytes after (the previous entry against this one)"
             if np.allclose(factors, [1 / f for f in want_f], rtol=1e-9):
                 hint = "your factors are upside down (after / before, i.e. size fractions). " + hint
             elif np.allclose(factors, [b[0] / x for x in b[1:]], rtol=1e-9):
@@ -42,7 +42,7 @@ def check_stage_factors(fn) -> str:
             _fail(f"for stage bytes {b} your factors are {np.round(factors, 3).tolist()}, expected "
                   f"{np.round(want_f, 3).tolist()}", hint)
         if not np.isclose(float(total), want_t, rtol=1e-9):
-            hint = "factors multiply: the total is bytes[0] / bytes[-1] = the product of the stage factors"
+            hint = "factors multiply: the total compares the dense bytes with the final bytes"
             if np.isclose(float(total), sum(want_f), rtol=1e-9):
                 hint = "you added the stage factors; " + hint
             _fail(f"for stage bytes {b} your total is {float(total):.4g}, expected {want_t:.4g}", hint)

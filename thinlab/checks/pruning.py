@@ -38,8 +38,9 @@ def check_magnitude_prune(fn) -> str:
         k = int(round(s * W.size))
         if int((got == 0).sum()) != k:
             _fail(f"for sparsity={s} on {W.size} weights you zeroed {int((got == 0).sum())}, expected exactly {k}",
-                  "k = round(sparsity * W.size); zero the k entries with the smallest |w|, e.g. "
-                  "np.argsort(np.abs(W), axis=None)[:k]")
+                  "exactly k = round(sparsity * W.size) entries must be zero, no more and no fewer: rank all "
+                  "entries by |w| over the whole array and zero the first k of that order (a threshold on |w| "
+                  "cannot promise the count); checks.hints('magnitude_prune') has more")
         if not np.array_equal(got, want):
             by_value = np.argsort(W, axis=None).argsort().reshape(W.shape) < k  # the k smallest signed values
             if np.array_equal(got == 0, want == 0):
@@ -47,7 +48,8 @@ def check_magnitude_prune(fn) -> str:
             elif np.array_equal(got == 0, by_value):
                 hint = "rank by magnitude np.abs(W), not by value: a weight of -2 matters more than 0.1"
             else:
-                hint = "zero the k entries with the smallest |w|: np.argsort(np.abs(W), axis=None)[:k]"
+                hint = ("rank the entries by magnitude over the whole array (not row by row) and zero the k "
+                        "smallest; checks.hints('magnitude_prune') has more")
             _fail(f"for W={original.tolist()} and sparsity={s} you returned {got.tolist()}, "
                   f"expected {want.tolist()}", hint)
     return "✓ magnitude_prune is right"
@@ -72,9 +74,9 @@ def check_csr_bytes(fn) -> str:
         ptr, idx = index_bytes(nnz), index_bytes(cols - 1)
         parts = {"values": 4 * nnz, "column indices": idx * nnz, "row pointers": (rows + 1) * ptr,
                  "shape": shape_bytes(shape)}
-        hint = ("bytes = nnz·4 (float32 values) + nnz·(column index width) + (rows + 1)·(row pointer width) + "
-                "2·4 (the shape); widths are the smallest unsigned int that holds the largest value: "
-                "thinlab.size.index_bytes(cols - 1) for a column index, index_bytes(nnz) for a row pointer")
+        hint = ("count four parts: the float32 values, one column index per value, the row pointers (one per "
+                "row plus one) and the shape; an index array is as wide as thinlab.size.index_bytes says for "
+                "its largest entry (which is it for column indices, which for row pointers?)")
         for name, b in parts.items():
             if got == want - b:
                 hint = f"you left out the {name} ({b} bytes). " + hint
@@ -99,16 +101,16 @@ def check_break_even_density(fn) -> str:
     for shape in [(8, 8), (3, 300), (40, 50), (2, 10)]:
         got, want = _call(fn, shape), break_even_density_reference(shape)
         if np.ndim(got) != 0:
-            _fail(f"expected one number, got {type(got).__name__}", "return nnz / (rows * cols) as a float")
+            _fail(f"expected one number, got {type(got).__name__}", "return one float: a density between 0 and 1")
         size = shape[0] * shape[1]
         if not np.isclose(float(got), want, rtol=0, atol=1e-12):
             nnz = int(round(want * size))
             _fail(f"for shape={shape} you returned {float(got):.4f}, expected {want:.4f} "
                   f"(nnz = {nnz} of {size}: CSR {prune.csr_bytes(shape, nnz)} bytes ≤ dense "
                   f"{dense_bytes(shape)}, one more nonzero would not fit)",
-                  "find the largest nnz with csr_bytes(shape, nnz) <= 4 * rows * cols (try nnz from size down, or "
-                  "solve for it), then divide by rows * cols; the row pointers and the shape count too, so "
-                  "it is below 4 / (4 + index width)")
+                  "search for the largest nnz whose csr_bytes still fit in the dense bytes (or solve the "
+                  "inequality) and turn it into a density; the row pointers and the shape count too, so the "
+                  "answer lies below 4 / (4 + index width)")
     return "✓ break_even_density is right"
 
 

@@ -47,8 +47,8 @@ def check_symmetric_quantize(fn) -> str:
             continue
         qmax = 2 ** (b - 1) - 1
         codes = np.rint(W / scale)
-        hint = ("code = round(W / scale), clipped to [-(2**(n_bits-1) - 1), 2**(n_bits-1) - 1], then multiplied "
-                "back by scale: np.clip(np.round(W / scale), -qmax, qmax) * scale")
+        hint = ("three steps: round W / scale to the nearest integer code, clip the codes to the symmetric "
+                "range of the docstring, and dequantise the codes with the scale")
         if np.allclose(got, np.clip(codes, -qmax, qmax)):
             hint = "you returned the integer codes; dequantise them: multiply by scale. " + hint
         elif np.allclose(got, codes * scale):
@@ -79,8 +79,8 @@ def check_packed_bytes(fn) -> str:
         got = int(got)
         if got == want:
             continue
-        hint = ("n codes of n_bits take n * n_bits bits, packed back to back; round up to whole bytes: "
-                "ceil(n * n_bits / 8)")
+        hint = ("codes packed back to back leave no gaps; a byte holds 8 bits, and a last byte that is only "
+                "partly used is still stored, so round up to whole bytes")
         if got == n * b:
             hint = "that is the number of bits; a byte holds 8. " + hint
         elif got == n * b // 8:
@@ -118,9 +118,9 @@ def check_best_frac_bits(fn) -> str:
         lo, hi, _ = quant.fixed_point_range(word_bits=wb, frac_bits=want)
         no_clip = max(f for f in FRAC_CANDIDATES if quant.fixed_point_range(word_bits=wb, frac_bits=f)[1]
                       >= np.abs(W).max() and -quant.fixed_point_range(word_bits=wb, frac_bits=f)[0] >= np.abs(W).max())
-        hint = ("for each candidate F (try range(-8, 25)) compute np.mean((W - quant.fixed_point(W, word_bits=..., "
-                "frac_bits=F)) ** 2) and return the F with the smallest; a larger F is a finer step but a "
-                "narrower range, so the best F balances rounding against clipping")
+        hint = ("measure the error of every candidate F in range(-8, 25) (quantise with quant.fixed_point, "
+                "then the mean squared difference from W) and return the F with the smallest; a larger F is a "
+                "finer step but a narrower range, so the best F balances rounding against clipping")
         if got == no_clip:
             hint = ("that is the largest F that clips nothing; with few bits, clipping a few large weights buys a "
                     "finer step for all the others, so measure the error instead. " + hint)

@@ -22,7 +22,7 @@ def check_accuracy_from_confusion(fn) -> str:
         got, want = _call(fn, cm.copy()), accuracy_from_confusion_reference(cm)
         if not np.isscalar(got) and np.ndim(got) != 0:
             _fail(f"expected one number, got {type(got).__name__} of shape {np.shape(got)}",
-                  "sum the diagonal (correct predictions) and divide by the total count")
+                  "return one float: the share of all predictions that are correct")
         if not np.isclose(float(got), want):
             _fail(f"for cm={cm.tolist()} you returned {float(got):.4f}, expected {want:.4f}",
                   "rows are true classes, columns predictions: correct ones sit on the diagonal (np.trace)")

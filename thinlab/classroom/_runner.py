@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -32,6 +33,8 @@ def main(argv) -> int:
     status = {"ok": True}
     try:
         import papermill as pm
+
+        os.environ["THINLAB_HEADLESS"] = "1"  # the kernel inherits it: text progress bars, static explorers
 
         limit = int(job["cell_timeout"])
         known = job.get("cell_limits", {})

@@ -197,7 +197,7 @@ def load_dataset(source="auto", *, task: str = "10words", feature="logmel", spli
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     if isinstance(feature, FeatureParams):
         if feature_params:

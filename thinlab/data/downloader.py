@@ -100,7 +100,7 @@ def sha256_file(path, *, progress: bool = False) -> str:
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     h = hashlib.sha256()
     with open(path, "rb") as f, tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="sha256",
@@ -134,7 +134,7 @@ def fetch(url: str, part, *, size: int, progress: bool = True, timeout: float = 
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     part = Path(part)
     part.parent.mkdir(parents=True, exist_ok=True)

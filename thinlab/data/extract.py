@@ -78,7 +78,7 @@ def extract_archive(archive, dest, *, words=None, always=(BACKGROUND,), progress
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     archive, dest = check_path(archive, name="archive", errors=ERRORS), check_path(dest, name="dest", errors=ERRORS)
     if words is not None:

@@ -102,7 +102,7 @@ def fill_store(store: ChunkStore, rows, *, root, background=(), seed: int = 0, a
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     if len(rows) != store.n_rows:
         raise ValueError(f"{len(rows)} rows for a store of {store.n_rows}")

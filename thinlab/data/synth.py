@@ -202,7 +202,7 @@ def synthesize(dest=None, *, n_speakers: int = 160, words=None, seed: int = 0, b
 
     Taught in: 00_speech_commands
     """
-    from tqdm.auto import tqdm
+    from thinlab._progress import progress as tqdm  # text bars when headless
 
     params = synth_params(n_speakers=n_speakers, words=words, seed=seed, background_seconds=background_seconds)
     progress, verbose, force = (check_bool(v, name=k, errors=ERRORS) for k, v in

@@ -236,10 +236,10 @@ def whole_model_factor(runs: list[dict]) -> dict:
 
 
 def verdict_lines(rel: list[dict], summary: list[dict], factors, methods) -> list[str]:
-    """One line per factor: DeepThin's accuracy, the best method there, and the paired verdicts.
+    """One line per factor: DeepThin's accuracy, the highest mean accuracy there, and the paired verdicts.
 
     ``rel`` is :func:`thinlab.experiments.compare.paired_verdicts`' rows, ``summary`` is
-    :func:`compare.summarize`'s.
+    :func:`compare.summarize`'s. The highest mean is named as such: it may be within noise of DeepThin.
 
     Taught in: 03_deepthin
     """
@@ -251,26 +251,166 @@ def verdict_lines(rel: list[dict], summary: list[dict], factors, methods) -> lis
             continue
         best = max((m for m in methods if (m, F) in acc and m != "dense"), key=lambda m: acc[(m, F)])
         by = {v: [r["method"] for r in here if r["verdict"] == v] for v in ("better", "worse", "within noise")}
-        lines.append(f"1/{F}: DeepThin {acc[('deepthin', F)]:.3f}; best here: {best} {acc[(best, F)]:.3f}; "
-                     + "; ".join(f"DeepThin {v} than {', '.join(ms)}" if v != "within noise" else
+        lines.append(f"1/{F}: DeepThin {acc[('deepthin', F)]:.3f}; highest mean: {best} {acc[(best, F)]:.3f}; "
+                     + "; ".join(f"DeepThin {v} than {', '.join(ms)} (beyond noise)" if v != "within noise" else
                                  f"within noise of {', '.join(ms)}" for v, ms in by.items() if ms))
     return lines
 
 
-def wins_and_losses(rel: list[dict], factors, *, n_speakers: int) -> list[str]:
-    """Sentences: the sizes where no method beats DeepThin beyond noise, and what beats it where.
+#: readable names of the methods DeepThin is compared with
+LABELS = {"deepthin": "DeepThin", "deepthin_shuffled": "DeepThin-shuffled", "hashed": "HashedNets",
+          "lowrank": "rank factorisation", "prune": "gradual pruning", "narrow": "the narrower network"}
+
+#: reasons any comparison of this lesson can go either way (quoted where a result is not the expected one)
+COMMON_REASONS = (
+    "the paper's TFKaldi layers are 2048 wide and ours narrower (section 3), so at the same factor every method "
+    "keeps fewer numbers per layer and the methods' floors are closer",
+    "keyword spotting on one-second clips is data-limited: with few training clips a tiny model is limited by the "
+    "data rather than by how its bytes are laid out",
+    "the test split has few speakers, so a difference of a few points is often within noise",
+)
+
+#: DeepThin against each method: what to expect (teach.interpret's ``expected``) and why, and the known
+#: reasons the comparison can go either way
+EXPECTATIONS = {
+    "deepthin_shuffled": ("similar", "the same stored numbers, the same parameter count and the same rank behaviour "
+                          "(a random permutation lifts W's rank above r just as the re-layout does); only the "
+                          "order of the weights differs",
+                          ("shuffling keeps the parameter count and the rank behaviour, so only the order of the "
+                           "weights can matter, and a random order is not obviously worse for training",)),
+    "hashed": ("better", "the paper's smallest margin (6 % relative error on TFKaldi)",
+               ("HashedNets also lets every weight draw on shared numbers in a random pattern, with one free "
+                "number per bucket where DeepThin's weights are products of two",
+                "the paper's margin over HashedNets was its smallest (6 %), easily lost in noise")),
+    "lowrank": ("better", "DeepThin lifts the rank limit of rank factorisation (paper: 60 %)",
+                ("for a square layer DeepThin's smallest m + n equals rank factorisation's Q + R, so only the "
+                 "re-layout differs there",)),
+    "prune": ("better", "the paper's 57 % over pruning",
+              ("gradual pruning starts from a dense network and keeps the weights that matter; its CSR indices cost "
+               "bytes, but at moderate factors that can be enough",)),
+    "narrow": ("better", "the paper's 23 % over same-size networks",
+               ("a narrower dense network trains easily and, on a data-limited task, can be as good as any "
+                "compressed wide one",)),
+}
+
+
+def comparisons(runs: list[dict], *, reference: str = "deepthin") -> dict:
+    """``{(method, factor): thinlab.stats.Comparison}`` of ``reference`` against each method at each size.
+
+    The same paired speaker bootstrap as :func:`thinlab.experiments.compare.paired_verdicts` (per-clip
+    correctness averaged over seeds), kept as :class:`thinlab.stats.Comparison` objects so that
+    :func:`thinlab.teach.interpret` can word each result from its numbers.
 
     Taught in: 03_deepthin
     """
-    wins = [F for F in factors if any(r["factor"] == F for r in rel)
-            and all(r["verdict"] != "worse" for r in rel if r["factor"] == F)]
-    losses = sorted({(r["method"], r["factor"]) for r in rel if r["verdict"] == "worse"}, key=lambda t: (t[1], t[0]))
-    noise = f"beyond noise: paired 95% interval over {n_speakers} test speakers"
-    out = [f"At {', '.join('1/%d' % F for F in wins)} no method beats DeepThin ({noise}); a method may still "
-           "score higher within the noise." if wins else f"At every size some method beats DeepThin ({noise})."]
-    if losses:
-        out.append(f"It loses ({noise}) to: " + ", ".join(f"{m} at 1/{F}" for m, F in losses))
+    from thinlab import stats
+
+    groups: dict = {}
+    for r in runs:
+        if "hits" not in r:
+            raise ValueError("comparisons needs the per-clip 'hits' that train_compressed returns; rerun the grid")
+        groups.setdefault((r["method"], r["size_fraction"]), []).append(r)
+    out = {}
+    for (method, frac), rs in groups.items():
+        ref = groups.get((reference, frac))
+        if method == reference or ref is None:
+            continue
+        a = np.stack([np.asarray(r["hits"], dtype=float) for r in ref])      # (seeds, clips)
+        b = np.stack([np.asarray(r["hits"], dtype=float) for r in rs])
+        out[(method, round(1 / frac))] = stats.paired_compare(a, b, np.asarray(ref[0]["speakers"]),
+                                                              a=LABELS.get(reference, reference),
+                                                              b=LABELS.get(method, method))
     return out
+
+
+def _sizes(fs) -> str:
+    return ", ".join(f"1/{F}" for F in fs) or "none"
+
+
+def interpretations(cmps: dict, factors, methods) -> list[str]:
+    """Computed sentences about DeepThin against every other method at every size.
+
+    For each method: one :func:`thinlab.teach.interpret` sentence per size (which way it went, the paired
+    interval, beyond noise or not), then one line that sets the run against the expectation
+    (:data:`EXPECTATIONS`) and, where the run did not show it, the known reasons it can go either way.
+    Every word of direction is chosen from the numbers.
+
+    Taught in: 03_deepthin
+    """
+    from thinlab import teach
+
+    out = []
+    for m in methods:
+        if m in ("dense", "deepthin") or m not in EXPECTATIONS:
+            continue
+        here = [(F, cmps[(m, F)]) for F in factors if (m, F) in cmps]
+        if not here:
+            continue
+        expected, why, reasons = EXPECTATIONS[m]
+        for F, c in here:
+            out.append(teach.interpret(c, expected=expected, claim=f"1/{F}, DeepThin against {LABELS[m]}"))
+        by = {v: [F for F, c in here if c.verdict == v] for v in ("better", "worse", "within noise")}
+        agree = {"better": by["better"], "similar": by["within noise"]}[expected]
+        exp_words = ("DeepThin ahead" if expected == "better" else "no difference beyond noise")
+        line = (f"→ DeepThin against {LABELS[m]}: expected {exp_words} – {why}. This run: DeepThin better beyond "
+                f"noise at {_sizes(by['better'])}; worse beyond noise at {_sizes(by['worse'])}; within noise at "
+                f"{_sizes(by['within noise'])}")
+        if len(agree) == len(here):
+            line += " – as expected at every size."
+        else:
+            line += ((f" – the expectation held only at {_sizes(agree)}." if agree else
+                      " – the expectation did not show at any size.") + " Known reasons it can go either way: "
+                     + "; ".join((*reasons, *COMMON_REASONS)) + ".")
+        out.append(line)
+    return out
+
+
+def relayout_answer(cmps: dict, factors) -> str:
+    """One computed answer to "does the re-layout buy accuracy over a random permutation of the same weights?".
+
+    Taught in: 03_deepthin
+    """
+    here = [(F, cmps[("deepthin_shuffled", F)]) for F in factors if ("deepthin_shuffled", F) in cmps]
+    if not here:
+        return "DeepThin-shuffled was not run: no answer to whether the re-layout beats a random permutation."
+    by = {v: [F for F, c in here if c.verdict == v] for v in ("better", "worse", "within noise")}
+    head = (f"Does the re-layout buy accuracy over a random permutation of the same weights? "
+            + (f"Yes at {_sizes(by['better'])} (DeepThin better beyond noise)" if by["better"] else
+               "Not in this run: at no size is DeepThin better than DeepThin-shuffled beyond noise"))
+    rest = [f"within noise at {_sizes(by['within noise'])}" if by["within noise"] else "",
+            f"DeepThin-shuffled better beyond noise at {_sizes(by['worse'])}" if by["worse"] else ""]
+    rest = [r for r in rest if r]
+    return (head + ("; " + "; ".join(rest) if rest else "") + ". Both keep the same stored numbers and lift the "
+            "rank the same way. What the ordered layout does give is a way to compute Y = X·W without building W, "
+            "the fused product of section 6, whose speed is measured there (the shuffled variant has none).")
+
+
+def explorer_start(rows: list[dict], *, baseline: float, chance: float, keep: float = 0.5) -> tuple[int, str]:
+    """The factor the DeepThin explorer should open at, and why (a sentence from the numbers).
+
+    ``rows``: :func:`projection_rows`. The largest factor whose projected layer keeps at least ``keep`` of
+    the dense model's accuracy above chance; if none does, the smallest factor (closest to dense).
+
+    Taught in: 03_deepthin
+    """
+    if not rows:
+        raise ValueError("explorer_start needs at least one projection row")
+    r = min(rows, key=lambda r: r["factor"])
+    if baseline <= chance + 0.02:
+        return r["factor"], (f"the dense model itself is near chance here ({baseline:.3f}, chance {chance:.3f}): the "
+                             f"explorer opens at the smallest factor, {r['factor']}x, and its accuracy readout "
+                             "has little to show")
+    bar = chance + keep * (baseline - chance)
+    good = [r for r in rows if r["accuracy"] >= bar and r["accuracy"] > chance]
+    if good:
+        r = max(good, key=lambda r: r["factor"])
+        return r["factor"], (f"the explorer opens at {r['factor']}x, the largest factor here whose projection keeps "
+                             f"at least {keep:.0%} of the dense accuracy above chance ({r['accuracy']:.3f} against "
+                             f"dense {baseline:.3f}, chance {chance:.3f})")
+    return r["factor"], (f"no factor here keeps {keep:.0%} of the dense accuracy above chance ({baseline:.3f} dense, "
+                         f"chance {chance:.3f}): the explorer opens at the smallest, {r['factor']}x "
+                         f"({r['accuracy']:.3f}) – a trained dense layer does not survive projection onto DeepThin's "
+                         "structure; DeepThin has to be trained as DeepThin (section 5)")
 
 
 def rank1_runs(runs: list[dict]) -> list[dict]:
@@ -286,13 +426,43 @@ def rank1_runs(runs: list[dict]) -> list[dict]:
 
 
 def timing_table(where: dict) -> list[dict]:
-    """Flat rows of timing results grouped by what was timed (``{label: timing rows}``).
+    """Flat rows of timing results grouped by what was timed (``{label: timing rows}``), for
+    :func:`thinlab.teach.table` (``dense weights`` and ``stored`` in bytes).
 
     Taught in: 03_deepthin
     """
-    return [{"what": k, "batch": r["batch"], "dense MB read": r["dense_bytes"] / 2**20,
-             "stored KB": r["stored_bytes"] / 2**10, "dense µs": r["dense_us"], "fused µs": r["fused_us"],
-             "speedup": r["speedup"], "method": r["method"]} for k, rows in where.items() for r in rows]
+    return [{"what": k, "batch": r["batch"], "dense weights": r["dense_bytes"], "stored": r["stored_bytes"],
+             "dense µs": float(r["dense_us"]), "fused µs": float(r["fused_us"]), "speedup": float(r["speedup"]),
+             "method": r["method"]} for k, rows in where.items() for r in rows]
+
+
+def accuracy_table(summary: list[dict], methods) -> list[dict]:
+    """One row per method, one column per size: ``"0.812 ± 0.014"`` (mean ± std over seeds; blank where
+    the method cannot reach the size), for :func:`thinlab.teach.table`.
+
+    Taught in: 03_deepthin
+    """
+    cols = sorted({s["factor"] for s in summary})
+    by = {(s["method"], s["factor"]): s for s in summary}
+    return [{"method": m, **{("full size" if F == 1 else f"1/{F}"):
+                             (f"{by[(m, F)]['acc_mean']:.3f} ± {by[(m, F)]['acc_std']:.3f}" if (m, F) in by else None)
+                             for F in cols}} for m in methods if any(k[0] == m for k in by)]
+
+
+def relative_table(rel: list[dict], paper: dict) -> list[dict]:
+    """The paper's Table 1 on our run: per method the relative improvement in error at each size, its
+    average over sizes and the paper's TFKaldi figure (fractions, None where absent).
+
+    Taught in: 03_deepthin
+    """
+    factors = sorted({r["factor"] for r in rel})
+    out = []
+    for m in dict.fromkeys(r["method"] for r in rel):
+        vals = {F: r["relative_improvement"] for r in rel if r["method"] == m for F in [r["factor"]]}
+        got = [v for v in vals.values() if v == v]
+        out.append({"method": m, **{f"1/{F}": vals.get(F) for F in factors},
+                    "average": float(np.mean(got)) if got else None, "paper (TFKaldi)": paper.get(m)})
+    return out
 
 
 def _fits(nbytes, level, caches):
@@ -301,11 +471,27 @@ def _fits(nbytes, level, caches):
         f"{'within' if nbytes <= size else 'beyond'} {level} ({size / 2**20:.1f} MB)")
 
 
+def _x(speedup: float) -> str:
+    """``"3.2x faster"`` / ``"0.41x, slower"`` / ``"the same speed"`` from dense time / fused time."""
+    if speedup >= 1.05:
+        return f"{speedup:.2f}x: the fused product is faster"
+    if speedup <= 1 / 1.05:
+        return f"{speedup:.2f}x: the fused product is slower"
+    return f"{speedup:.2f}x: about the same speed"
+
+
+def _us(v: float) -> str:
+    return f"{v:,.0f} µs" if v >= 100 else f"{v:.1f} µs"
+
+
 def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches, threads) -> list[str]:
-    """Sentences explaining the timings: bytes read, reuse over a batch, caches, small layers, threads.
+    """Sentences explaining the timings from their numbers: where the fused product wins and loses, and
+    why – bytes read, reuse over a batch, caches, small layers, threads.
 
     ``paper_rows``/``tfkaldi_rows`` come from :func:`thinlab.experiments.timing.layer_timing`,
-    ``course_rows`` from :func:`timing.inference_timing` (its ``hidden.1`` rows are used when present).
+    ``course_rows`` from :func:`timing.inference_timing` (with ``factor``; its ``hidden.1`` and ``all``
+    rows are used when present). Every word of direction (faster / slower, rises / falls, within /
+    beyond a cache) is chosen from the numbers, so no speedup can contradict a sentence.
 
     Taught in: 03_deepthin
     """
@@ -313,32 +499,69 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
     b_lo, b_hi = min(batches), max(batches)
     big1, bigB, tf1 = at(paper_rows, b_lo), at(paper_rows, b_hi), at(tfkaldi_rows, b_lo)
     shape = f"{big1['Q']} x {big1['R']}"
-    notes = [
+    labelled = [(f"the {shape} layer", r) for r in paper_rows] + [("the TFKaldi network", r) for r in tfkaldi_rows]
+    labelled += [(f"the course DNN at 1/{r['factor']}" if "factor" in r else "the course DNN", r)
+                 for r in course_rows if r["layer"] == "all"]
+    wins = [f"{w} at batch {r['batch']} ({r['speedup']:.2f}x)" for w, r in labelled if r["speedup"] > 1]
+    losses = [f"{w} at batch {r['batch']} ({r['speedup']:.2f}x)" for w, r in labelled if r["speedup"] <= 1]
+    notes = [f"Where it wins (dense time / fused time > 1, above the y = 1 rule): {', '.join(wins) or 'nowhere'}; "
+             f"where it does not: {', '.join(losses) or 'nowhere'}."]
+    gbs = big1["dense_bytes"] / (big1["dense_us"] * 1e-6) / 1e9
+    notes.append(
         f"Bytes: at batch {b_lo} the dense {shape} product reads {big1['dense_bytes'] / 2**20:.0f} MB of weights for "
-        f"{b_lo} row(s); the fused one reads {big1['stored_bytes'] / 2**10:.0f} KB "
-        f"({big1['dense_bytes'] / big1['stored_bytes']:.0f}x less) plus its input: {big1['dense_us']:.0f} µs against "
-        f"{big1['fused_us']:.0f} µs, {big1['speedup']:.1f}x.",
-        f"Reuse and batch: at batch {b_hi} the dense product reuses every weight {b_hi} times "
-        f"({bigB['dense_us'] / b_hi:.1f} µs per row instead of {big1['dense_us'] / b_lo:.1f}), while the fused product "
-        f"redoes its correlation for each row ({bigB['fused_us'] / b_hi:.1f} µs per row): the speedup is "
-        f"{bigB['speedup']:.1f}x.",
-        f"Caches: the {shape} weights ({big1['dense_bytes'] / 2**20:.0f} MB) are "
-        f"{_fits(big1['dense_bytes'], 'L2', caches)}, the TFKaldi network's {tf1['dense_bytes'] / 2**20:.0f} MB "
-        f"{_fits(tf1['dense_bytes'], 'L3', caches)}; its fused factors, {tf1['stored_bytes'] / 2**10:.0f} KB, are "
-        f"{_fits(tf1['stored_bytes'], 'L2', caches)}. TFKaldi at batch {b_lo}: {tf1['dense_us']:.0f} µs dense, "
-        f"{tf1['fused_us']:.0f} µs fused ({tf1['speedup']:.1f}x).",
-    ]
+        f"{b_lo} row(s), streaming them at {gbs:.1f} GB/s; the fused one reads {big1['stored_bytes'] / 2**10:.0f} KB "
+        f"({big1['dense_bytes'] / big1['stored_bytes']:.0f}x less) plus its input, and pays for a correlation instead: "
+        f"{_us(big1['dense_us'])} against {_us(big1['fused_us'])}, {_x(big1['speedup'])}. "
+        + ("Reading far fewer bytes paid for the extra work." if big1["speedup"] > 1 else
+           "Reading far fewer bytes did not pay for the extra work on this machine.")
+        + (f" ({gbs:.1f} GB/s is far below what a memory bus delivers, often 10 GB/s or more: the machine was busy "
+           "or the BLAS threads waited on each other, which slows the dense side; rerun with THREADS = 1 on an idle "
+           "machine to compare.)" if gbs < 2 else ""))
+    d1, dB = big1["dense_us"] / b_lo, bigB["dense_us"] / b_hi
+    f1, fB = big1["fused_us"] / b_lo, bigB["fused_us"] / b_hi
+    if b_hi > b_lo:
+        trend = ("falls" if bigB["speedup"] < big1["speedup"] / 1.05 else
+                 "rises" if bigB["speedup"] > big1["speedup"] * 1.05 else "stays about the same")
+        notes.append(
+            f"Reuse and batch: from batch {b_lo} to {b_hi} the dense product's time per row goes from {_us(d1)} to "
+            f"{_us(dB)} ({d1 / dB:.1f}x less: it reads each weight once and reuses it for all {b_hi} rows), the "
+            f"fused product's from {_us(f1)} to {_us(fB)} ({f1 / fB:.1f}x less: it reads X^f once per batch but "
+            f"redoes the correlation for every row), so the speedup {trend}: {big1['speedup']:.2f}x to "
+            f"{bigB['speedup']:.2f}x. "
+            + ("The dense product gained more from the batch, as reuse predicts." if d1 / dB > f1 / fB else
+               "Here the fused product gained at least as much from the batch (its correlation also runs as "
+               "GEMMs or threaded FFTs over the rows)."))
+    sized = sorted([(f"the {shape} layer", big1), ("the TFKaldi network", tf1)]
+                   + [(w, r) for w, r in labelled if w.startswith("the course") and r["batch"] == b_lo],
+                   key=lambda t: t[1]["dense_bytes"])
+    grows = all(a[1]["speedup"] <= b[1]["speedup"] for a, b in zip(sized, sized[1:]))
+    notes.append(
+        f"Caches: at batch {b_lo}, " + "; ".join(
+            f"{w}: {r['dense_bytes'] / 2**20:.1f} MB of dense weights ({_fits(r['dense_bytes'], 'L2', caches)}, "
+            f"{_fits(r['dense_bytes'], 'L3', caches)}), {r['speedup']:.2f}x" for w, r in sized)
+        + f". The fused factors are far smaller (the TFKaldi network's {tf1['stored_bytes'] / 2**10:.0f} KB, "
+        f"{_fits(tf1['stored_bytes'], 'L2', caches)}). "
+        + ("Here the speedup grows with the dense bytes, as a product bound by reading its weights predicts."
+           if grows and len(sized) > 1 else
+           "Here the speedup does not simply grow with the dense bytes: besides the bytes, the correlation's "
+           "cost, the layer shapes and the machine's load set it."))
     small = [r for r in course_rows if r["layer"] == "hidden.1" and r["batch"] == b_lo]
     if small:
         s = small[0]
-        notes.append(f"Small layers: the course DNN's hidden.1 ({s['Q']} x {s['R']}) has "
-                     f"{s['dense_bytes'] / 2**10:.0f} KB of weights, {_fits(s['dense_bytes'], 'L2', caches)}; dense "
-                     f"takes {s['dense_us']:.1f} µs at batch {b_lo} and the fused product {s['fused_us']:.1f} µs "
-                     f"({s['speedup']:.1f}x): with little to read, the fixed cost of the correlation (FFT calls or a "
-                     "GEMM, a few dozen numpy calls in all) is what is left.")
-    notes.append(f"Threads: both sides ran on {threads} thread(s); numpy's dense product spreads one GEMM over all "
-                 "of them, the fused product its FFTs over the rows of a batch, and a single row gives it nothing "
-                 "to split.")
+        notes.append(
+            f"Small layers: the course DNN's hidden.1 ({s['Q']} x {s['R']}) has {s['dense_bytes'] / 2**10:.0f} KB of "
+            f"weights, {_fits(s['dense_bytes'], 'L2', caches)}; dense takes {_us(s['dense_us'])} at batch {b_lo} and "
+            f"the fused product {_us(s['fused_us'])} ({_x(s['speedup'])}). "
+            + ("With the weights in cache there is little reading to save, and the fused product's fixed costs "
+               "(its correlation and a few dozen numpy calls) are what is left."
+               if s["speedup"] <= 1 else
+               f"Even so, its {s['Q'] * s['R']:,} multiply-adds per row cost more than the fused product's "
+               f"combination of {s['stored_bytes'] // 4:,} stored numbers plus its correlation."))
+    notes.append(
+        f"Threads: both sides ran on {threads} thread(s). numpy's dense product splits one GEMM over them; the fused "
+        "product splits the FFTs of a batch's rows over them and leaves its GEMMs to the BLAS library"
+        + (", so at one thread neither side could split its work." if threads == 1 else
+           "; a single row gives the FFTs nothing to split."))
     return notes
 
 

@@ -225,6 +225,23 @@ def deploy_table(variants: list, ev: dict, hits_fp32: dict, *, repeats: int, thr
     return rows
 
 
+def readable(rows) -> list[dict]:
+    """Copies of :func:`deploy_table` rows for reading: factors as ``"3.2x"`` strings, latencies in ms with
+    3 significant digits, ``decode_ms`` blank where nothing is decoded (for :func:`thinlab.teach.table`).
+
+    Taught in: 07_deploy
+    """
+    out = []
+    for r in rows:
+        d = dict(r)
+        for k in [k for k in d if k == "size_factor" or k.startswith("speedup_")]:
+            d[k] = f"{d[k]:.{1 if k == 'size_factor' else 2}f}x"
+        for k in [k for k in d if k.startswith("ms_") or k == "decode_ms"]:
+            d[k] = "" if d[k] is None else f"{d[k]:.3g}"
+        out.append(d)
+    return out
+
+
 def row(rows, model: str, prefix: str) -> dict:
     """The first table row of ``model`` whose format starts with ``prefix``. Taught in: 07_deploy"""
     for r in rows:
@@ -247,6 +264,30 @@ def runtime_vs_precision(rows, models, batches=(1, 32)) -> dict:
     return out
 
 
+def attribution(runtime_x: float, int8_x: float) -> str:
+    """Which of two multiplying speed factors (the runtime's, then int8's) made the total, in words chosen
+    from the numbers: a factor below 1 is a slowdown, and "most" goes to the larger one on a log scale.
+
+    Taught in: 07_deploy
+    """
+    if not (runtime_x > 0 and int8_x > 0):
+        raise ValueError(f"runtime_x={runtime_x!r}, int8_x={int8_x!r}: speed factors must be positive")
+    total = runtime_x * int8_x
+    parts = {"the runtime": runtime_x, "the 8-bit arithmetic": int8_x}
+    slow = [k for k, v in parts.items() if v < 1]
+    if total <= 1:
+        return ("Ours is no speedup at all: " + " and ".join(f"{k} ({v:.2f}x)" for k, v in parts.items())
+                + f" multiply to {total:.2f}x.")
+    if slow:
+        fast = next(k for k in parts if k not in slow)
+        return (f"All of ours comes from {fast} ({parts[fast]:.2f}x); {slow[0]} slowed it down "
+                f"({parts[slow[0]]:.2f}x).")
+    big, small = sorted(parts, key=lambda k: -abs(np.log(parts[k])))
+    if abs(np.log(parts[big]) - np.log(parts[small])) < 0.05:          # within 5 %: neither is "most"
+        return f"Ours comes about equally from the runtime ({runtime_x:.2f}x) and the 8-bit arithmetic ({int8_x:.2f}x)."
+    return f"Most of ours comes from {big} ({parts[big]:.2f}x), less from {small} ({parts[small]:.2f}x)."
+
+
 def thesis_lines(comparison: dict, *, threads: int, modes: dict, thesis: dict = THESIS) -> list[str]:
     """The lesson's sentences on the thesis's "nearly 20X", from :func:`runtime_vs_precision` (needs
     "lstm"; "cnn" and "dnn" are described too when present). Taught in: 07_deploy"""
@@ -256,9 +297,9 @@ def thesis_lines(comparison: dict, *, threads: int, modes: dict, thesis: dict = 
            f"{L['ort_int8_ms']:.3f} ms ({L['int8_x']:.2f}x from int8): {L['total_x']:.2f}x in all.",
            f"The thesis quoted {thesis['speedup']:.1f}x (float16 TFLite vs full precision, its machine). "
            + (f"We measured {L['total_x']:.1f}x: nowhere near it. " if L["total_x"] < thesis["speedup"] / 2 else
+              f"We measured {L['total_x']:.1f}x, well above it. " if L["total_x"] > 2 * thesis["speedup"] else
               f"We measured {L['total_x']:.1f}x, of the same order. ")
-           + ("Most of ours comes from the runtime, not the 8-bit arithmetic." if L["runtime_x"] > L["int8_x"] else
-              "Most of ours comes from the 8-bit arithmetic, not the runtime.")]
+           + attribution(L["runtime_x"], L["int8_x"])]
     if "b32" in comparison["lstm"]:
         out.append(f"Per clip, our int8 LSTM takes {L['int8_s_per_clip']:.5f} s at batch 1 and "
                    f"{comparison['lstm']['b32']['int8_s_per_clip']:.6f} s at batch 32; the thesis's TFLite model took "

@@ -121,41 +121,76 @@ def smallest_close_rank(sweep: list[dict], *, base_acc: float, se: float) -> dic
     return next((r for r in sweep if r["test_acc"] >= base_acc - se), None)
 
 
-def matched_bytes(lesson, model, ranks, *, layers, epochs: int, finetune_epochs: int, S: dict) -> list[dict]:
+def matched_bytes(lesson, model, ranks, *, layers, epochs: int, finetune_epochs: int, S: dict,
+                  seeds=None) -> list[dict]:
     """At each rank: SVD, SVD + fine-tuning, factorized from scratch, and a thin dense net of the same bytes.
 
     ``lesson`` is a :class:`thinlab.experiments.setup.Lesson` (data, device, seed, paired comparisons).
     The controls train ``epochs``; the SVD model is fine-tuned ``finetune_epochs`` after the truncation.
+    Every trained model is trained once per seed in ``seeds`` (default: the lesson's seed): the seed sets
+    the fine-tuning order, the random factors and the thin net's initialisation and training order.
     Returns one row per rank with ``bytes``, ``svd_acc``, ``finetuned_acc``, ``scratch_acc``,
-    ``thin_dense_width/bytes/acc``, ``highest`` (the best trained model) and paired ``verdicts``
-    of the best against the others, ``energy`` kept per layer.
+    ``thin_dense_width/bytes/acc`` (accuracies averaged over the seeds), ``per_seed`` (each model's
+    accuracy per seed), ``highest`` (the best trained model), ``verdicts`` (paired comparisons of the
+    best against the others) and ``comparisons`` (SVD + fine-tune against each control), both
+    :meth:`thinlab.stats.Comparison.as_dict` with the seeds averaged per clip, and ``energy`` kept per layer.
 
     Taught in: 02_svd
     """
-    ds, seed, out = lesson.ds, lesson.seed, []
+    ds, out = lesson.ds, []
+    seeds = [lesson.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds=[]: pass at least one seed, e.g. [0, 1, 2]")
     for k in ranks:
-        svd_model = factorize(model, k, layers=layers)
-        n_bytes, acc_svd = int(size_report(svd_model).total_bytes), lesson.test_acc(svd_model)
-        train.finetune(svd_model, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=seed, desc=f"fine-tune rank {k}")
-        scratch = factorize(model, k, layers=layers, init="random", seed=seed)
-        train.fit(scratch, ds.X_train, ds.y_train, epochs=epochs, seed=seed, desc=f"from scratch rank {k}",
-                  device=lesson.device)
-        thin, width = thin_dnn(model, n_bytes=n_bytes)
-        train.fit(thin, ds.X_train, ds.y_train, epochs=epochs, seed=seed, desc=f"thin dense width {width}",
-                  device=lesson.device)
-        assert size_report(scratch).total_bytes == n_bytes and size_report(thin).total_bytes <= n_bytes
-        hits = {"SVD + fine-tune": lesson.test_hits(svd_model), "factorized from scratch": lesson.test_hits(scratch),
-                "thin dense": lesson.test_hits(thin)}
+        truncated = factorize(model, k, layers=layers)
+        n_bytes, acc_svd = int(size_report(truncated).total_bytes), lesson.test_acc(truncated)
+        hits = {"SVD + fine-tune": [], "factorized from scratch": [], "thin dense": []}
+        for s in seeds:
+            svd_model = factorize(model, k, layers=layers)
+            train.finetune(svd_model, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=s,
+                           desc=f"fine-tune rank {k} seed {s}")
+            scratch = factorize(model, k, layers=layers, init="random", seed=s)
+            train.fit(scratch, ds.X_train, ds.y_train, epochs=epochs, seed=s, desc=f"from scratch rank {k} seed {s}",
+                      device=lesson.device)
+            train.seed_everything(s)                               # the thin net's initial weights
+            thin, width = thin_dnn(model, n_bytes=n_bytes)
+            train.fit(thin, ds.X_train, ds.y_train, epochs=epochs, seed=s, desc=f"thin dense width {width} seed {s}",
+                      device=lesson.device)
+            assert size_report(scratch).total_bytes == n_bytes and size_report(thin).total_bytes <= n_bytes
+            for name, m in (("SVD + fine-tune", svd_model), ("factorized from scratch", scratch), ("thin dense", thin)):
+                hits[name].append(lesson.test_hits(m))
+        hits = {name: np.stack(h) for name, h in hits.items()}            # (seeds, N test clips)
         best = max(hits, key=lambda name: hits[name].mean())
         verdicts = {name: lesson.compare(hits[best], h, a=best, b=name).as_dict() for name, h in hits.items()
                     if name != best}
+        comparisons = {name: lesson.compare(hits["SVD + fine-tune"], h, a="SVD + fine-tune", b=name).as_dict()
+                       for name, h in hits.items() if name != "SVD + fine-tune"}
         out.append({"rank": int(k), "bytes": n_bytes, "size_fraction": n_bytes / size_report(model).total_bytes,
-                    "svd_acc": acc_svd, "finetuned_acc": float(hits["SVD + fine-tune"].mean()),
+                    "seeds": seeds, "svd_acc": acc_svd, "finetuned_acc": float(hits["SVD + fine-tune"].mean()),
                     "scratch_acc": float(hits["factorized from scratch"].mean()), "thin_dense_width": int(width),
                     "thin_dense_bytes": int(size_report(thin).total_bytes),
-                    "thin_dense_acc": float(hits["thin dense"].mean()), "highest": best, "verdicts": verdicts,
+                    "thin_dense_acc": float(hits["thin dense"].mean()),
+                    "per_seed": {name: [float(x) for x in h.mean(axis=1)] for name, h in hits.items()},
+                    "highest": best, "verdicts": verdicts, "comparisons": comparisons,
                     "energy": {n: float(lowrank.energy(S[n])[k - 1]) for n in layers}})
     return out
+
+
+#: known reasons the byte-matched comparison can go either way (quoted by ``teach.interpret``)
+MATCHED_REASONS = {
+    "thin dense": (
+        "the thin net spends every byte on full-rank narrow layers and learns its own features, while rank k "
+        "squeezes full-width layers through k directions, so neither shape is better at every budget",
+        "the SVD path starts from the trained DNN and trains EPOCHS + FINETUNE_EPOCHS epochs, the thin net "
+        "EPOCHS from scratch: a head start that a short fine-tune may or may not turn into accuracy",
+        "at a low rank the truncation can lose more than a few fine-tuning epochs recover",
+        "few test speakers: a handful of voices moves the accuracy by points"),
+    "factorized from scratch": (
+        "the same factorized shape either way: only the starting point differs, and enough epochs from random "
+        "factors can reach what the SVD start gives",
+        "a short fine-tune may not recover what the truncation lost at a low rank",
+        "few test speakers: a handful of voices moves the accuracy by points"),
+}
 
 
 MATCHED_MODELS = {"svd_acc": "SVD, no retraining", "finetuned_acc": "SVD + fine-tune",
@@ -211,3 +246,266 @@ def explorer_rows(W, ranks, *, evaluate, dtype=None) -> list[dict]:
         A, B = lowrank.truncated_svd(W, rank=r["rank"])
         r["val accuracy"] = float(evaluate((A @ B).astype(dtype or W.dtype)))
     return rows
+
+
+# ---------------------------------------------------------------- every baseline at a byte budget (CNN, LSTM)
+
+def lowrank_targets(model) -> dict[str, tuple[int, int]]:
+    """Every matrix of ``model`` that low rank can act on, as name → paper shape (Q, R) = (in, out).
+
+    The ``nn.Linear`` layers except the last one (the output layer: its rank is at most the number of
+    classes, already tiny), and each ``nn.LSTM``'s input and recurrent matrices
+    (``"lstm.weight_ih_l0"`` (n_mels, 4·hidden), ``"lstm.weight_hh_l0"`` (hidden, 4·hidden): the four
+    gates stacked). Convolutions are left out (small here, and a kernel is not one matrix of the input).
+
+    Taught in: 02_svd
+    """
+    from torch import nn
+
+    from thinlab.nn.compress import compressible_layers
+
+    mods = dict(model.named_modules())
+    linear = compressible_layers(model)[:-1]
+    out = {}
+    for name, mod in mods.items():
+        if isinstance(mod, nn.LSTM):
+            for pname, p in mod.named_parameters():
+                if pname.startswith("weight_"):                       # torch (4H, in) → paper (in, 4H)
+                    out[f"{name}.{pname}"] = (int(p.shape[1]), int(p.shape[0]))
+        elif name in linear:
+            out[name] = (int(mod.weight.shape[1]), int(mod.weight.shape[0]))
+    return out
+
+
+def truncate(model, ranks: dict) -> tuple[object, int]:
+    """A copy of ``model`` with each named matrix at its rank (the truncated SVD, no retraining), and its bytes.
+
+    ``ranks``: name → rank for names of :func:`lowrank_targets`. Linear layers become
+    :class:`thinlab.nn.LowRank` factors (``factorize``), which :func:`thinlab.nn.size_report` counts.
+    ``nn.LSTM`` takes no parametrization, so its matrices are overwritten by the rank-k product A·B
+    (what the stored factors compute) and the bytes are ``size_report`` with each such matrix's dense
+    float32 bytes replaced by :func:`thinlab.lowrank.lowrank_bytes` of its factors.
+
+    Returns ``(model, n_bytes)``.
+
+    Taught in: 02_svd
+    """
+    import copy
+
+    import torch
+
+    targets = lowrank_targets(model)
+    bad = [n for n in ranks if n not in targets]
+    if bad:
+        raise ValueError(f"ranks name {bad}, which low rank does not act on in this model; choose from {list(targets)}")
+    for n, k in ranks.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= min(targets[n]):
+            raise ValueError(f"ranks[{n!r}]={k!r}: expected an int rank in 1 … min(Q, R) = {min(targets[n])}")
+    linear = {n: int(k) for n, k in ranks.items() if not n.rsplit(".", 1)[-1].startswith("weight_")}
+    m = factorize(model, linear) if linear else copy.deepcopy(model)
+    mods, correction = dict(m.named_modules()), 0
+    for n, k in ranks.items():
+        if n in linear:
+            continue
+        mod_name, pname = n.rsplit(".", 1)
+        p = getattr(mods[mod_name], pname)
+        W = p.detach().cpu().numpy().astype(np.float32).T                   # torch (4H, in) → paper W (in, 4H)
+        A, B = lowrank.truncated_svd(W, rank=int(k))                        # A (in, k), B (k, 4H)
+        with torch.no_grad():
+            p.copy_(torch.from_numpy(np.ascontiguousarray((A @ B).T)).to(p.dtype))   # back to (4H, in)
+        correction += lowrank.lowrank_bytes(W.shape, int(k)) - 4 * W.size
+    return m, int(size_report(m).total_bytes) + correction
+
+
+def model_sweep(models: dict, ranks, *, score) -> list[dict]:
+    """Each model dense, then at every rank k with k in every matrix where it saves bytes, no retraining.
+
+    ``models``: label → trained model; ``score(model) → (val_acc, test_hits)``. At rank k a matrix
+    (Q, R) is factorized only when k < Q·R / (Q + R) (below that break-even the factors are smaller);
+    a rank where no matrix qualifies is skipped. Returns rows ``{model, rank ("dense" or k), ranks,
+    bytes, val_acc, test_acc, hits}`` (``hits``: per-clip correctness on the test split).
+
+    Taught in: 02_svd
+    """
+    rows = []
+    for label, model in models.items():
+        targets = lowrank_targets(model)
+        val, hits = score(model)
+        rows.append({"model": label, "rank": "dense", "ranks": {}, "bytes": int(size_report(model).total_bytes),
+                     "val_acc": float(val), "test_acc": float(np.mean(hits)), "hits": np.asarray(hits)})
+        for k in ranks:
+            plan = {n: int(k) for n, (Q, R) in targets.items() if k < Q * R / (Q + R)}
+            if not plan:
+                continue
+            m, n_bytes = truncate(model, plan)
+            val, hits = score(m)
+            rows.append({"model": label, "rank": int(k), "ranks": plan, "bytes": n_bytes, "val_acc": float(val),
+                         "test_acc": float(np.mean(hits)), "hits": np.asarray(hits)})
+    return rows
+
+
+def budget_winners(rows: list[dict], budgets, *, compare) -> list[dict]:
+    """At each byte budget, each model's best point that fits (chosen on validation), and the winner on test.
+
+    ``rows`` from :func:`model_sweep`; ``compare(hits_a, hits_b, a=..., b=...)`` a paired comparison
+    (``Lesson.compare``). Returns per budget ``{budget, picks: {model: row or None}, winner, runner_up,
+    comparison}`` where ``winner`` has the highest test accuracy among the picks, ``comparison`` is the
+    paired :class:`thinlab.stats.Comparison` of winner against runner-up (None with fewer than two picks).
+
+    Taught in: 02_svd
+    """
+    out = []
+    for budget in budgets:
+        picks = {}
+        for label in dict.fromkeys(r["model"] for r in rows):
+            fit = [r for r in rows if r["model"] == label and r["bytes"] <= budget]
+            picks[label] = max(fit, key=lambda r: (r["val_acc"], -r["bytes"])) if fit else None
+        ranked = sorted((r for r in picks.values() if r is not None), key=lambda r: -r["test_acc"])
+        cmp = (compare(ranked[0]["hits"], ranked[1]["hits"], a=ranked[0]["model"], b=ranked[1]["model"])
+               if len(ranked) > 1 else None)
+        out.append({"budget": int(budget), "picks": picks, "winner": ranked[0]["model"] if ranked else None,
+                    "runner_up": ranked[1]["model"] if len(ranked) > 1 else None, "comparison": cmp})
+    return out
+
+
+def _point(r) -> str:
+    how = "dense" if r["rank"] == "dense" else f"rank {r['rank']}"
+    return f"{r['model']} ({how}, {r['bytes'] / 1e3:,.0f} KB) {r['test_acc']:.3f}"
+
+
+def winner_sentence(w: dict) -> str:
+    """One sentence from a :func:`budget_winners` entry: who wins at that budget, by how much, beyond noise or not.
+
+    Taught in: 02_svd
+    """
+    head = f"at ≤ {w['budget'] / 1e3:,.0f} KB: "
+    if w["winner"] is None:
+        return head + "no model fits, not even at rank 1."
+    missing = [m for m, r in w["picks"].items() if r is None]
+    miss = f" ({', '.join(missing)}: nothing fits)" if missing else ""
+    win = w["picks"][w["winner"]]
+    if w["comparison"] is None:
+        return head + f"only {_point(win)} fits{miss}."
+    c, run = w["comparison"], w["picks"][w["runner_up"]]
+    if c.diff == 0:
+        return head + f"{_point(win)} and {_point(run)} tie{miss}."
+    noise = ("beyond noise" if c.verdict == "better" else
+             f"within noise (paired interval {100 * c.low:+.1f} to {100 * c.high:+.1f} points)")
+    return head + f"{w['winner']} wins: {_point(win)} against {_point(run)}, {noise}{miss}."
+
+
+# ---------------------------------------------------------------- the design challenge: a rank per layer
+
+def layer_scan(model, ranks, *, layers, score) -> list[dict]:
+    """Sensitivity scan: each layer alone at each rank below its break-even (the others dense), no retraining.
+
+    ``score(model) → accuracy`` (validation: the scan is for choosing). Returns rows
+    ``{layer, rank, layer_bytes, bytes, val_acc}``: the layer's factor bytes and the whole model's.
+
+    Taught in: 02_svd
+    """
+    W = {n: tuple(s) for n, s in lowrank_targets(model).items() if n in layers}
+    rows = []
+    for n in layers:
+        Q, R = W[n]
+        for k in [k for k in ranks if k < Q * R / (Q + R)]:
+            m, n_bytes = truncate(model, {n: int(k)})
+            rows.append({"layer": n, "rank": int(k), "layer_bytes": lowrank.lowrank_bytes((Q, R), int(k)),
+                         "bytes": n_bytes, "val_acc": float(score(m))})
+    return rows
+
+
+def plan_from_scan(scan: list[dict], *, dense_acc: float, tolerance: float) -> dict:
+    """Per layer, the smallest scanned rank whose validation accuracy stays within ``tolerance`` of dense.
+
+    A layer where no scanned rank does is left out of the plan (it stays dense).
+
+    Taught in: 02_svd
+    """
+    plan = {}
+    for n in dict.fromkeys(r["layer"] for r in scan):
+        ok = [r["rank"] for r in scan if r["layer"] == n and r["val_acc"] >= dense_acc - tolerance]
+        if ok:
+            plan[n] = min(ok)
+    return plan
+
+
+def evaluate_plan(model, plan: dict, *, score) -> dict:
+    """A rank per layer (``None`` or absent: dense) → ``{plan, bytes, acc}``, bytes from ``size_report``.
+
+    Taught in: 02_svd
+    """
+    if not isinstance(plan, dict):
+        raise TypeError(f"plan={plan!r}: expected a dict layer → rank, e.g. {{'hidden.0': 32, 'hidden.1': 16}}")
+    ranks = {n: k for n, k in plan.items() if k is not None}
+    m, n_bytes = truncate(model, ranks) if ranks else (model, int(size_report(model).total_bytes))
+    return {"plan": dict(plan), "bytes": int(n_bytes), "acc": float(score(m))}
+
+
+def uniform_plan(model, layers, *, size_limit: int) -> dict | None:
+    """The same rank in every layer of ``layers``, the largest whose model fits ``size_limit`` bytes (None if none).
+
+    Taught in: 02_svd
+    """
+    targets = lowrank_targets(model)
+    best = None
+    for k in range(1, min(min(targets[n]) for n in layers) + 1):
+        if truncate_bytes(model, {n: k for n in layers}) > size_limit:
+            break
+        best = {n: k for n in layers}
+    return best
+
+
+def truncate_bytes(model, ranks: dict) -> int:
+    """The bytes :func:`truncate` would report, from the shapes alone (no SVD). Taught in: 02_svd"""
+    targets = lowrank_targets(model)
+    return int(size_report(model).total_bytes) + sum(
+        lowrank.lowrank_bytes(targets[n], int(k)) - 4 * targets[n][0] * targets[n][1] for n, k in ranks.items())
+
+
+def challenge_targets(model, scan: list[dict], *, layers, dense_val: float, tolerance: float, score,
+                      fallback: dict | None = None) -> dict:
+    """The design challenge's size limit and accuracy bar, computed from this run so that it can be met.
+
+    The **reference** plan is read off the scan (:func:`plan_from_scan` at ``tolerance``; then at 0.5x,
+    2x, 0 and 4x that tolerance); its bytes rounded up to the next 1,000 are the **size limit**. The
+    **naive** plan spends that limit evenly (:func:`uniform_plan`: one rank in every layer). The first
+    tolerance at which the reference scores higher than the naive plan (``score``, the test accuracy) sets
+    the **accuracy bar** half-way between the two, so the reference passes and the naive plan does not.
+    If no tolerance separates them, spending evenly is as good here: the bar is the reference's accuracy
+    and the naive plan becomes ``fallback`` (e.g. the energy rule's ranks), which ``note`` says.
+
+    Returns ``{size_limit, accuracy_bar, reference: {plan, bytes, acc}, naive: {plan, bytes, acc},
+    tolerance, note}``.
+
+    Taught in: 02_svd
+    """
+    import math
+
+    if not scan:
+        raise ValueError("scan=[]: run layer_scan with ranks below the layers' break-even ranks first")
+    tried, first = [], None
+    for tol in dict.fromkeys([tolerance, tolerance / 2, 2 * tolerance, 0.0, 4 * tolerance]):
+        plan = plan_from_scan(scan, dense_acc=dense_val, tolerance=tol)
+        if not plan or plan in [t[1] for t in tried]:
+            continue
+        ref = evaluate_plan(model, plan, score=score)
+        limit = 1000 * math.ceil(ref["bytes"] / 1000)
+        uplan = uniform_plan(model, layers, size_limit=limit)
+        naive = evaluate_plan(model, uplan, score=score) if uplan else None
+        tried.append((tol, plan))
+        first = first or (tol, ref, limit, naive)
+        if naive is not None and ref["acc"] > naive["acc"]:
+            return {"size_limit": limit, "accuracy_bar": (ref["acc"] + naive["acc"]) / 2, "reference": ref,
+                    "naive": naive, "tolerance": tol,
+                    "note": (f"reference plan {ref['plan']} ({ref['acc']:.3f}); one rank everywhere under the limit "
+                             f"{naive['plan']} scores {naive['acc']:.3f}: the bar lies between them")}
+    if first is None:
+        raise ValueError(f"no layer stays within any tried tolerance of the dense validation accuracy {dense_val:.3f}; "
+                         "scan higher ranks or raise the tolerance")
+    tol, ref, limit, naive = first
+    alt = evaluate_plan(model, fallback, score=score) if fallback else naive
+    return {"size_limit": limit, "accuracy_bar": ref["acc"], "reference": ref, "naive": alt, "tolerance": tol,
+            "note": (f"reference plan {ref['plan']} ({ref['acc']:.3f}); in this run one rank everywhere under the "
+                     f"limit scores {naive['acc'] if naive else float('nan'):.3f}, as well as the reference, so "
+                     "spending evenly works here" + (f"; the default below is {fallback}" if fallback else ""))}

@@ -20,6 +20,18 @@ from thinlab.train import finetune
 FORUM = {"prune": (2, 3), "factorize": (3, 5), "quantize": (5, 8), "total": (30, 120)}
 #: (factor at least, points lost at most)
 TARGETS = [(50, 2.0), (100, 5.0)]
+#: the Pareto chart's families: registry groups merged so that every family has its own colour and shape
+GROUP_FAMILY = {"low rank": "factors, hashing", "DeepThin": "factors, hashing", "hashing": "factors, hashing",
+                "quantisation": "DNN quantised"}
+BASELINE_FAMILY = "baselines (float32)"
+NARROW_FAMILY = "narrow DNN, trained"
+PIPELINE_FAMILY = "pipeline (DNN)"
+#: "what should I ship?": the byte budget of lesson 06's question (decimal KB, as every byte count printed)
+SHIP_BYTES = 64_000
+#: bits at which lesson 00's CNN and LSTM are quantised post-training for the Pareto chart
+BASELINE_BITS = (8, 4)
+#: the capstone: points the student's pipeline may lose against the teacher (the forum's second target)
+CAPSTONE_LOSS = 5.0
 
 
 def eval_set(ds, splits=("test",)) -> dict:
@@ -125,11 +137,36 @@ def stage_table(rows, factors) -> list[dict]:
     return rows
 
 
+def place_in_range(value: float, lo: float, hi: float, *, digits: int) -> tuple[str, str]:
+    """Where ``value``, shown with ``digits`` decimals, lies against the range [lo, hi] (both ends included).
+
+    Returns ``(where, words)``: ``where`` is "inside", "below" or "above"; ``words`` names the place,
+    e.g. "at the top of its range" when the shown value equals ``hi``. The shown (rounded) value decides,
+    so the sentence never contradicts the number printed beside it: 3.002 shown as "3.00" is at the top
+    of 2-3, not above it.
+
+    Taught in: 06_pipeline
+    """
+    if not lo <= hi:
+        raise ValueError(f"range ({lo}, {hi}): expected lo <= hi")
+    shown = round(float(value), digits)
+    if shown < lo:
+        return "below", "below its range"
+    if shown > hi:
+        return "above", "above its range"
+    if shown == hi:
+        return "inside", "inside its range, at the top" if lo < hi else "inside its range"
+    if shown == lo:
+        return "inside", "inside its range, at the bottom"
+    return "inside", "inside its range"
+
+
 def forum_check(rows, forum: dict = FORUM) -> list[dict]:
     """Each stage's measured factor (and the total) against the forum's expected range ``(lo, hi)``.
 
     ``rows`` come from :func:`stage_table`. One dict per entry of ``forum`` that was measured:
-    ``stage``, ``expected`` [lo, hi], ``measured``, ``where`` ("inside", "above" or "below") and ``text``.
+    ``stage``, ``expected`` [lo, hi], ``measured``, ``shown`` (as printed), ``where`` ("inside", "above" or
+    "below", from :func:`place_in_range` on the printed value: the range's ends count as inside) and ``text``.
 
     Taught in: 06_pipeline
     """
@@ -140,10 +177,10 @@ def forum_check(rows, forum: dict = FORUM) -> list[dict]:
         if stage not in got:
             continue
         g = got[stage]
-        where = "inside" if lo <= g <= hi else ("above" if g > hi else "below")
-        out.append({"stage": stage, "expected": [lo, hi], "measured": g, "where": where,
-                    "text": f"{stage:>9}: the forum post expected {lo}-{hi}x, we measured {g:.{2 if g < 10 else 1}f}x "
-                            f"({where} its range)"})
+        digits = 2 if g < 10 else 1
+        where, words = place_in_range(g, lo, hi, digits=digits)
+        out.append({"stage": stage, "expected": [lo, hi], "measured": g, "shown": round(g, digits), "where": where,
+                    "text": f"{stage:>9}: the forum post expected {lo}-{hi}x, we measured {g:.{digits}f}x ({words})"})
     return out
 
 
@@ -232,30 +269,72 @@ def student_like(teacher, *, keep, method: str, size_fraction: float, n_bits: in
 
 
 def distillation_study(teacher, ds, ev: dict, *, keep, method: str, size_fraction: float, n_bits: int, epochs: int,
-                       T: float, alpha: float, seed: int = 0, device=None) -> tuple[dict, list, dict]:
-    """Two students of the final structure (:func:`student_like`) trained from scratch for ``epochs``:
-    alone on the labels and distilled from ``teacher`` (:func:`thinlab.experiments.pipeline.distill`).
+                       T: float, alpha: float, seeds=(0,), device=None) -> tuple[dict, list, dict]:
+    """Students of the final structure (:func:`student_like`) trained from scratch for ``epochs``, once per
+    seed of ``seeds``: alone on the labels and distilled from ``teacher``
+    (:func:`thinlab.experiments.pipeline.distill`). The two students of one seed start from the same weights.
 
-    Returns ``(record, history_rows, models)``: ``record`` has ``bytes``, ``acc_alone``, ``acc_distilled``
-    (on ``ev``), ``epochs``, ``T``, ``alpha`` and ``vs_alone`` (the paired verdict, distilled vs alone);
-    ``history_rows`` are both runs' epochs with a ``run`` field; ``models`` maps "alone" / "distilled" to
-    the trained students.
+    Returns ``(record, history_rows, models)``: ``record`` has ``bytes``, ``seeds``, ``acc_alone`` and
+    ``acc_distilled`` (on ``ev``, the mean over seeds), ``per_seed`` (each seed's two accuracies),
+    ``epochs``, ``T``, ``alpha``, ``n_speakers`` and ``vs_alone`` (the paired speaker-bootstrap verdict,
+    distilled vs alone, each clip's correctness averaged over the seeds); ``history_rows`` are every run's
+    epochs with a ``run`` field ("alone, seed 0", ...); ``models`` maps "alone" / "distilled" to the
+    students of the first seed.
 
     Taught in: 06_pipeline
     """
-    kw = dict(keep=keep, method=method, size_fraction=size_fraction, n_bits=n_bits, seed=seed)
-    alone, distilled = student_like(teacher, **kw), student_like(teacher, **kw)
-    h_alone = train.fit(alone, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, seed=seed,
-                        progress=False, desc="alone", device=device)
-    h_dist = pl.distill(distilled, teacher, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, T=T,
-                        alpha=alpha, seed=seed, device=device)
-    hits = {k: stats.correct(m, ev["X"], ev["y"]) for k, m in (("alone", alone), ("distilled", distilled))}
-    vs = stats.paired_compare(hits["distilled"], hits["alone"], ev["speakers"], a="distilled", b="alone")
-    record = {"bytes": pl.model_bytes(distilled), "acc_alone": float(hits["alone"].mean()),
-              "acc_distilled": float(hits["distilled"].mean()), "epochs": epochs, "T": T, "alpha": alpha,
-              "vs_alone": vs.as_dict()}
-    hist = [dict(r, run=name) for name, h in (("alone", h_alone), ("distilled", h_dist)) for r in h.rows()]
-    return record, hist, {"alone": alone, "distilled": distilled}
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds={seeds!r}: expected one or more distinct seeds, e.g. [0, 1, 2]")
+    hits, hist, models, per_seed = {"alone": [], "distilled": []}, [], {}, []
+    for seed in seeds:
+        kw = dict(keep=keep, method=method, size_fraction=size_fraction, n_bits=n_bits, seed=seed)
+        alone, distilled = student_like(teacher, **kw), student_like(teacher, **kw)
+        h_alone = train.fit(alone, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, seed=seed,
+                            progress=False, desc="alone", device=device)
+        h_dist = pl.distill(distilled, teacher, ds.X_train, ds.y_train, ds.X_val, ds.y_val, epochs=epochs, T=T,
+                            alpha=alpha, seed=seed, device=device)
+        row = {"seed": seed}
+        for name, m, h in (("alone", alone, h_alone), ("distilled", distilled, h_dist)):
+            c = stats.correct(m, ev["X"], ev["y"])
+            hits[name].append(c)
+            row[name] = float(c.mean())
+            hist += [dict(r, run=f"{name}, seed {seed}") for r in h.rows()]
+            models.setdefault(name, m)
+        per_seed.append(row)
+    vs = stats.paired_compare(np.stack(hits["distilled"]), np.stack(hits["alone"]), ev["speakers"], a="distilled",
+                              b="alone")
+    record = {"bytes": pl.model_bytes(models["distilled"]), "seeds": seeds, "acc_alone": vs.acc_b,
+              "acc_distilled": vs.acc_a, "per_seed": per_seed, "epochs": epochs, "T": T, "alpha": alpha,
+              "n_speakers": vs.n_speakers, "vs_alone": vs.as_dict()}
+    return record, hist, models
+
+
+def distillation_reasons(record: dict, teacher_acc: float) -> list[str]:
+    """The known reasons distillation can help or not, each with this run's numbers (for
+    :func:`thinlab.teach.interpret`): temperature and weight, the teacher's lead over the student,
+    the training length, the student's capacity, and the number of test speakers.
+
+    Taught in: 06_pipeline
+    """
+    lead = 100 * (teacher_acc - record["acc_alone"])
+    if lead < 0:
+        lead_words = (f"the teacher ({teacher_acc:.3f}) scores {-lead:.1f} points below the student trained alone, so "
+                      "it teaches its own mistakes")
+    elif lead < 5:
+        lead_words = (f"the teacher ({teacher_acc:.3f}) is only {lead:.1f} points above the student trained alone, so "
+                      "its soft targets have little to add")
+    else:
+        lead_words = f"the teacher ({teacher_acc:.3f}) leads the student trained alone by {lead:.1f} points"
+    return [f"T = {record['T']:g} and alpha = {record['alpha']:g} were set, not tuned: another temperature or a "
+            "different weight of the soft term can change the outcome",
+            lead_words,
+            f"each student trained {record['epochs']} epochs from scratch; soft targets often pay off only with "
+            "longer training",
+            f"the student is the pipeline's final structure ({record['bytes']:,} bytes): its capacity, not its "
+            "teacher, may be the limit",
+            f"{len(record['seeds'])} seed(s) and {record['n_speakers']} test speakers: a difference of a few points "
+            "is hard to resolve"]
 
 
 def method_points(teacher, ds, ev: dict, *, methods, fractions, finetune_epochs: int, epochs: int, seed: int = 0,
@@ -282,13 +361,14 @@ def method_points(teacher, ds, ev: dict, *, methods, fractions, finetune_epochs:
                                              eval_splits=ev["splits"], device=device)
                 d = r["detail"] or {}
                 detail = f"width {d['width']}" if "width" in d else f"size_fraction {f}"
-                points.append({"method": method, "bytes": int(r["total_bytes"]), "acc": r["acc"], "detail": detail})
+                points.append({"method": method, "bytes": int(r["total_bytes"]), "acc": r["acc"], "detail": detail,
+                               "family": NARROW_FAMILY})
                 continue
             m = compress(teacher, method=method, size_fraction=f, layers=hidden)
             finetune(m, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=seed, progress=False, desc=method,
                      device=device)
             points.append({"method": method, "bytes": pl.model_bytes(m), "acc": pl.accuracy(m, ev["X"], ev["y"]),
-                           "detail": f"size_fraction {f}"})
+                           "detail": f"size_fraction {f}", "family": family_of(method)})
     return points
 
 
@@ -302,22 +382,84 @@ def quant_points(teacher, ev: dict, *, methods, bits) -> list[dict]:
 
     rows = quant_sweep.sweep(teacher, lambda m: pl.accuracy(m, ev["X"], ev["y"]), methods=methods, bits=bits)
     return [{"method": f"quant: {r['method']}", "bytes": r["bytes"], "acc": r["accuracy"],
-             "detail": f"{r['bits']} bits"}
+             "detail": f"{r['bits']} bits", "family": family_of(r["method"])}
             for r in rows]
 
 
 def run_points(rows, students: dict | None = None) -> list[dict]:
-    """Pareto points of the dense teacher, each fine-tuned pipeline stage (``rows`` from :func:`stage_table`)
-    and the two students (``students``: the record of :func:`distillation_study`).
+    """Pareto points of the dense teacher (``"baseline: dnn"``), each fine-tuned pipeline stage (``rows`` from
+    :func:`stage_table`) and the two students (``students``: the record of :func:`distillation_study`).
 
     Taught in: 06_pipeline
     """
-    pts = [{"method": "dense", "bytes": rows[0]["bytes"], "acc": rows[0]["acc_ft"], "detail": "teacher"}]
-    pts += [{"method": "pipeline", "bytes": r["bytes"], "acc": r["acc_ft"], "detail": r["stage"]} for r in rows[1:]]
+    pts = [{"method": "baseline: dnn", "bytes": rows[0]["bytes"], "acc": rows[0]["acc_ft"], "detail": "float32, teacher",
+            "family": BASELINE_FAMILY}]
+    pts += [{"method": "pipeline", "bytes": r["bytes"], "acc": r["acc_ft"], "detail": r["stage"],
+             "family": PIPELINE_FAMILY} for r in rows[1:]]
     if students:
-        pts += [{"method": name, "bytes": students["bytes"], "acc": students[f"acc_{name}"], "detail": "student"}
+        pts += [{"method": name, "bytes": students["bytes"], "acc": students[f"acc_{name}"],
+                 "detail": f"student, mean of {len(students.get('seeds', [0]))} seed(s)", "family": "students (DNN)"}
                 for name in ("distilled", "alone")]
     return pts
+
+
+def quantize_all_weights(model, *, method: str = "uniform_sym_channel", n_bits: int) -> tuple[object, int]:
+    """Post-training quantisation of every weight matrix of any model (Linear, Conv, LSTM gates): each float
+    parameter of ≥ 2 dimensions, viewed as W (Q, R) = (in, out), goes through the registered quantiser
+    ``method`` (:func:`thinlab.experiments.quant_sweep.quantize_layer`) and is replaced by its dequantised
+    values in a copy. Returns ``(copy, bytes)``: the stored bytes of those weights (their kernels' formulas)
+    plus every other parameter and buffer densely (:func:`thinlab.nn.size_report`).
+
+    Taught in: 06_pipeline
+    """
+    import copy
+
+    from thinlab.experiments.quant_sweep import quantize_layer
+    from thinlab.nn import size_report
+
+    m = copy.deepcopy(model).cpu()
+    quantized, q_bytes = set(), 0
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.dim() < 2 or not p.dtype.is_floating_point:
+                continue
+            W = p.detach().numpy().reshape(p.shape[0], -1).T          # (Q, R) = (in, out); torch stores (out, in, ...)
+            q = quantize_layer(W, method=method, n_bits=n_bits)
+            p.copy_(torch.from_numpy(np.ascontiguousarray(q.W_hat.T).reshape(p.shape)))
+            quantized.add(name)
+            q_bytes += int(q.bytes)
+    if not quantized:
+        raise ValueError(f"{type(model).__name__} has no weight matrix (a float parameter of ≥ 2 dimensions) to quantise")
+    other = sum(r.bytes for r in size_report(m).layers if r.name not in quantized)
+    return m, q_bytes + int(other)
+
+
+def baseline_points(models: dict, ev: dict, *, bits=BASELINE_BITS, method: str = "uniform_sym_channel") -> list[dict]:
+    """Pareto points of lesson 00's other baselines (``models``: name → trained model, e.g. the CNN and
+    the LSTM): each as trained (float32, ``"baseline: <name>"``) and post-training quantised at each of
+    ``bits`` with :func:`quantize_all_weights` (``"baseline: <name> quantised"``).
+
+    Taught in: 06_pipeline
+    """
+    pts = []
+    for name, model in models.items():
+        pts.append({"method": f"baseline: {name}", "bytes": pl.model_bytes(model),
+                    "acc": pl.accuracy(model, ev["X"], ev["y"]), "detail": "float32", "family": BASELINE_FAMILY})
+        for b in bits:
+            q, nbytes = quantize_all_weights(model, method=method, n_bits=b)
+            pts.append({"method": f"baseline: {name} quantised", "bytes": nbytes,
+                        "acc": pl.accuracy(q, ev["X"], ev["y"]), "detail": f"{b} bits, post-training",
+                        "family": "baselines, quantised"})
+    return pts
+
+
+def family_of(method: str) -> str:
+    """The chart family of a registry method (its registry ``group``, merged so the Pareto chart keeps
+    ≤ 8 families: one colour and one shape each). Taught in: 06_pipeline"""
+    from thinlab.nn import methods as registry
+
+    group = registry.get(method).group
+    return GROUP_FAMILY.get(group, group)
 
 
 def with_factors(points, dense_bytes: int) -> list[dict]:
@@ -328,6 +470,135 @@ def with_factors(points, dense_bytes: int) -> list[dict]:
 def best_at_factor(points, factor: float):
     """The most accurate point whose ``factor`` is at least ``factor`` (None if none). Taught in: 06_pipeline"""
     return max((p for p in points if p["factor"] >= factor), key=lambda p: p["acc"], default=None)
+
+
+def point_name(p: dict) -> str:
+    """A short name for a Pareto point, as the chart labels it: ``"lowrank, size_fraction 0.01"``. Taught in: 06_pipeline"""
+    return f"{p['method']}, {p['detail']}"
+
+
+def chart_points(points, front) -> tuple[list[dict], list[dict]]:
+    """``(all rows, front rows)`` for the Pareto chart: every point with its ``name``; the front's rows carry
+    the label. Raises when the points have more than 8 families (one colour and one shape each).
+
+    Taught in: 06_pipeline
+    """
+    fams = sorted({p["family"] for p in points})
+    if len(fams) > 8:
+        raise ValueError(f"{len(fams)} families {fams}: the chart gives each one a colour and a shape, at most 8")
+    rows = [dict(p, name=point_name(p)) for p in points]
+    return rows, [dict(p, name=point_name(p)) for p in front]
+
+
+def ship_answer(points, budget: int = SHIP_BYTES, *, noise_points: float | None = None) -> tuple[dict, list[str]]:
+    """"What should I ship at ``budget`` bytes?" answered from the points: the most accurate point at or under
+    the budget, the best pipeline point and the best baseline point (any form of lesson 00's CNN, LSTM or DNN)
+    under it, and whether that baseline beats the pipeline there.
+
+    ``noise_points``: the size of a difference these clips cannot resolve (e.g. the half-width of a paired
+    interval, in points); a gap within it is reported as within noise. Returns ``(record, lines)``;
+    ``record["baseline_beats_pipeline"]`` is None when either has no point under the budget.
+
+    Taught in: 06_pipeline
+    """
+    if not budget > 0:
+        raise ValueError(f"budget={budget!r}: expected a positive number of bytes")
+    fits = [p for p in points if p["bytes"] <= budget]
+    best = max(fits, key=lambda p: (p["acc"], -p["bytes"]), default=None)
+    is_base = lambda p: p["family"].startswith("baselines")            # noqa: E731
+    pipe = max((p for p in fits if p["family"] == PIPELINE_FAMILY), key=lambda p: p["acc"], default=None)
+    base = max((p for p in fits if is_base(p)), key=lambda p: p["acc"], default=None)
+    plain = [p for p in points if p["family"] == BASELINE_FAMILY]
+    smallest = min(plain, key=lambda p: p["bytes"], default=None)
+    from thinlab.teach import human_bytes
+
+    lines = [f"What should I ship at {human_bytes(budget)} ({budget:,} bytes)? "
+             + (f"The most accurate model at or under it is {point_name(best)}: {human_bytes(best['bytes'])}, "
+                f"accuracy {best['acc']:.3f}." if best else "No model of this run fits.")]
+    if smallest is not None and smallest["bytes"] > budget:
+        lines.append(f"No baseline fits as trained: the smallest, {smallest['method']}, takes "
+                     f"{human_bytes(smallest['bytes'])}.")
+    beats = None
+    if base is not None and pipe is not None:
+        gap = 100 * (base["acc"] - pipe["acc"])
+        beats = bool(gap > 0)
+        way = "ahead of" if gap > 0 else "behind" if gap < 0 else "level with"
+        noise = ("" if noise_points is None else
+                 f"; a gap of {abs(gap):.1f} points is {'within' if abs(gap) <= noise_points else 'beyond'} the "
+                 f"±{noise_points:.1f} points these clips resolve")
+        lines.append(f"The best baseline under the budget, {point_name(base)} ({human_bytes(base['bytes'])}, "
+                     f"{base['acc']:.3f}), is {abs(gap):.1f} points {way} the pipeline ({human_bytes(pipe['bytes'])}, "
+                     f"{pipe['acc']:.3f}){noise}.")
+    elif pipe is not None:
+        lines.append(f"No form of the baselines fits under the budget; the pipeline does ({human_bytes(pipe['bytes'])}, "
+                     f"{pipe['acc']:.3f}).")
+    elif base is not None:
+        lines.append(f"The pipeline does not fit under the budget; the best baseline form does: {point_name(base)}.")
+    record = {"budget": int(budget), "best": best, "best_pipeline": pipe, "best_baseline": base,
+              "baseline_beats_pipeline": beats, "noise_points": noise_points}
+    return record, lines
+
+
+# ---------------------------------------------------------------- the capstone
+
+CHOICE_KEYS = ("prune_factor", "factor_method", "factor_fraction", "n_bits")
+#: the reference choice a lesson run with SOLUTIONS = True uses (checked at CI size and full size)
+CAPSTONE_REFERENCE = {"prune_factor": 3, "factor_method": "lowrank", "factor_fraction": 0.2, "n_bits": 4}
+
+
+def _capstone_steps(teacher, choice: dict) -> list:
+    """The (stage, step) pairs a capstone choice asks for; prune_factor 1, factor_fraction None or n_bits
+    None skip that stage."""
+    if not isinstance(choice, dict) or set(choice) != set(CHOICE_KEYS):
+        raise ValueError(f"choice={choice!r}: expected a dict with exactly the keys {CHOICE_KEYS}")
+    pf, meth, frac, bits = (choice[k] for k in CHOICE_KEYS)
+    if isinstance(pf, bool) or not isinstance(pf, (int, float)) or pf < 1:
+        raise ValueError(f"prune_factor={pf!r}: a number ≥ 1 (1 skips pruning)")
+    if frac is not None and not (isinstance(frac, (int, float)) and 0 < frac < 1):
+        raise ValueError(f"factor_fraction={frac!r}: a fraction in (0, 1), or None to skip factorising")
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 16):
+        raise ValueError(f"n_bits={bits!r}: an integer from 2 to 16, or None to skip quantising")
+    steps = []
+    if pf > 1:
+        keep = pl.keep_for_factor(teacher, pf)
+        steps.append(("prune", lambda m: pl.stage_prune(m, keep=keep)))
+    if frac is not None:
+        steps.append(("factorize", lambda m: pl.stage_factorize(m, method=meth, size_fraction=frac)))
+    if bits is not None:
+        steps.append(("quantize", lambda m: pl.stage_quantize(m, n_bits=bits)))
+    if not steps:
+        raise ValueError("this choice compresses nothing: set prune_factor > 1, a factor_fraction or n_bits")
+    return steps
+
+
+def capstone_bytes(teacher, choice: dict) -> int:
+    """The bytes a capstone ``choice`` gives (the stages applied without training: the structure fixes
+    the bytes). Taught in: 06_pipeline"""
+    m = teacher
+    for _, step in _capstone_steps(teacher, choice):
+        m = step(m)
+    return pl.model_bytes(m)
+
+
+def capstone_limits(teacher_acc: float, *, size_limit: int = SHIP_BYTES, max_lost: float = CAPSTONE_LOSS) -> dict:
+    """The capstone's size limit (bytes) and accuracy bar (the teacher's accuracy minus ``max_lost`` points),
+    both from this run. Taught in: 06_pipeline"""
+    return {"size_limit": int(size_limit), "accuracy_bar": max(0.0, float(teacher_acc) - max_lost / 100),
+            "max_lost": max_lost}
+
+
+def capstone_run(teacher, ds, ev: dict, choice: dict, *, finetune_epochs: int, seed: int = 0, device=None) -> dict:
+    """Run the pipeline with the student's ``choice`` (keys :data:`CHOICE_KEYS`), fine-tuning after each
+    stage (:class:`StageTable`). Returns ``choice``, ``bytes``, ``acc`` (fine-tuned, on ``ev``) and ``rows``.
+
+    Taught in: 06_pipeline
+    """
+    steps = _capstone_steps(teacher, choice)
+    S = StageTable(teacher, ev, ds.X_train, ds.y_train, finetune_epochs=finetune_epochs, seed=seed, device=device)
+    for stage, step in steps:
+        S.add(stage, step)
+    last = S.rows[-1]
+    return {"choice": dict(choice), "bytes": int(last["bytes"]), "acc": float(last["acc_ft"]), "rows": S.rows}
 
 
 def save_and_time(model, teacher, path, X, *, device=None) -> tuple[dict, object]:
@@ -360,11 +631,14 @@ def save_and_time(model, teacher, path, X, *, device=None) -> tuple[dict, object
     return record, reloaded
 
 
-def summary_lines(rows, verdicts, students: dict) -> list[str]:
-    """The closing sentences of lesson 06, from this run's stage rows, target verdicts and students.
+def summary_lines(rows, verdicts, students: dict, ship: dict | None = None) -> list[str]:
+    """The closing sentences of lesson 06, from this run's stage rows, target verdicts, students and (if given)
+    the answer of :func:`ship_answer`.
 
     Taught in: 06_pipeline
     """
+    from thinlab.teach import human_bytes
+
     total = rows[0]["bytes"] / rows[-1]["bytes"]
     lost = 100 * (rows[0]["acc_ft"] - rows[-1]["acc_ft"])
     out = [f"The pipeline took the DNN from {rows[0]['bytes']:,} to {rows[-1]['bytes']:,} bytes ({total:.0f}x): "
@@ -373,6 +647,12 @@ def summary_lines(rows, verdicts, students: dict) -> list[str]:
            f"({rows[-1]['acc_post']:.3f} without)."]
     out += [f"Target ≥ {v['factor_at_least']}x with ≤ {v['lost_at_most']:g} points lost: "
             + ("met." if v["met"] else f"not met (we have {total:.0f}x and {lost:+.1f} points).") for v in verdicts]
+    n = len(students.get("seeds", [0]))
     out.append(f"A student of the same size trained from scratch reached {students['acc_alone']:.3f} alone and "
-               f"{students['acc_distilled']:.3f} distilled.")
+               f"{students['acc_distilled']:.3f} distilled (mean of {n} seed{'s' if n > 1 else ''}; "
+               f"{students['vs_alone']['verdict']} by the paired comparison).")
+    if ship and ship.get("best"):
+        b = ship["best"]
+        out.append(f"At {human_bytes(ship['budget'])} the most accurate model of this run is {point_name(b)} "
+                   f"({b['acc']:.3f}).")
     return out

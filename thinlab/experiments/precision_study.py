@@ -205,18 +205,51 @@ def train_in(kind: str, model, X, y, *, epochs: int, lr: float = 3e-3, set_stats
     return model, h, log
 
 
-def precision_runs(init, X, y, lesson, *, precisions, epochs: int, growth_interval: int = 100) -> dict:
+def precision_runs(init, X, y, lesson, *, precisions, epochs: int, growth_interval: int = 100, seeds=None) -> dict:
     """:func:`train_in` for each of ``precisions`` from the same ``init`` on the same clips, validated each
-    epoch; kind → ``{"model", "history", "log", "hits", "test_acc", "s_per_epoch"}``.
-    Taught in: 05_fp16_transfer"""
+    epoch, once per seed in ``seeds`` (default ``[lesson.seed]``: batch order and dropout change with it).
+
+    Returns kind → ``{"model", "history", "log", "hits", "test_acc", "seed_accs", "seconds", "s_per_epoch",
+    "skipped_steps"}``: ``model``, ``history``, ``log`` and ``skipped_steps`` are the first seed's run (its
+    curve and loss-scale log), ``hits`` is (seeds, N), ``test_acc`` its mean, ``seconds`` the mean training
+    time and ``s_per_epoch`` = seconds / epochs. Taught in: 05_fp16_transfer"""
+    seeds = [lesson.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. [0, 1, 2]")
     runs = {}
     for p in precisions:
-        m, h, log = train_in(p, init, X, y, epochs=epochs, val=(lesson.ds.X_val, lesson.ds.y_val),
-                             seed=lesson.seed, device=lesson.device, growth_interval=growth_interval)
-        hits = lesson.test_hits(m)
-        runs[p] = {"model": m, "history": h, "log": log, "hits": hits, "test_acc": float(hits.mean()),
-                   "s_per_epoch": h.seconds / epochs}
+        out = []
+        for s in seeds:
+            m, h, log = train_in(p, init, X, y, epochs=epochs, val=(lesson.ds.X_val, lesson.ds.y_val), seed=s,
+                                 device=lesson.device, growth_interval=growth_interval, desc=f"{p} seed {s}")
+            out.append((m, h, log, lesson.test_hits(m)))
+        hits = np.stack([o[3] for o in out])                               # (seeds, N)
+        seconds = float(np.mean([o[1].seconds for o in out]))
+        runs[p] = {"model": out[0][0], "history": out[0][1], "log": out[0][2], "hits": hits,
+                   "test_acc": float(hits.mean()), "seed_accs": [float(h.mean()) for h in hits], "seconds": seconds,
+                   "s_per_epoch": seconds / epochs, "skipped_steps": out[0][1].skipped_steps}
     return runs
+
+
+def near_chance(accuracy: float, se: float, chance: float) -> bool:
+    """Is ``accuracy`` within two standard errors of ``chance`` (or below it)? Taught in: 05_fp16_transfer"""
+    return accuracy <= chance + 2 * se
+
+
+def chance_note(accs: dict, ses: dict, *, chance: float, steps: int) -> str:
+    """Which runs in ``accs`` (name → accuracy; ``ses``: name → standard error) are within two standard errors
+    of chance, in one sentence: when all are, their differences say nothing about the formats.
+    Taught in: 05_fp16_transfer"""
+    near = [k for k, a in accs.items() if near_chance(a, ses[k], chance)]
+    shown = ", ".join(f"{k} {accs[k]:.3f}" for k in near)
+    if not near:
+        return f"every run scored above chance ({chance:.3f}) by more than two standard errors"
+    if len(near) < len(accs):
+        return (f"{shown} {'is' if len(near) == 1 else 'are'} within two standard errors of chance ({chance:.3f}) "
+                f"after {steps} optimizer steps, the other{'s' * (len(accs) - len(near) > 1)} above it")
+    return (f"{shown} are all within two standard errors of chance ({chance:.3f}): {steps} optimizer steps from "
+            "random weights are too few to learn this task, so these numbers compare formats that have not started "
+            "learning; raise HALF_EPOCHS or HALF_MAX_TRAIN to compare them.")
 
 
 def replay_loss_scale(log: list, update, *, growth_interval: int) -> dict:
@@ -234,28 +267,202 @@ def replay_loss_scale(log: list, update, *, growth_interval: int) -> dict:
             "n_skipped": sum(bool(r["skipped"]) for r in log)}
 
 
+def n_steps(n_clips: int, epochs: int, *, batch_size: int = 64) -> int:
+    """Optimizer steps of ``train.fit`` on ``n_clips`` clips: epochs × ⌈n / batch_size⌉. Taught in: 05_fp16_transfer"""
+    return int(epochs) * -(-int(n_clips) // int(batch_size))
+
+
+START_KINDS = {"from FP32": "fp16", "from scratch": "fp16", "from FP32, mixed": "fp16-mixed",
+               "from scratch, FP32": "fp32"}
+
+
 def transfer_runs(fp32, init, X, y, lesson, *, fractions, epochs: int, lr: float = 1e-3, mixed: bool = True,
-                  growth_interval: int = 100) -> tuple[list[dict], dict]:
+                  growth_interval: int = 100, seeds=None, scratch_fp32: bool = False) -> tuple[list[dict], dict]:
     """The thesis's transfer: FP16 retrained from the trained ``fp32`` model (lr ``lr``), FP16 from scratch
     (``init``, lr 3e-3, input statistics set) and, with ``mixed``, mixed precision from FP32, on nested
-    shares of (X, y); share 0 is the FP32 model cast to FP16.
+    shares of (X, y); share 0 is the FP32 model cast to FP16. ``scratch_fp32`` adds a control at the
+    smallest share: the same from-scratch run in float32 (does float16 or the short budget keep it at chance?).
 
-    Returns ``(rows, hits)``: rows ``{"share", "start", "test accuracy", "clips", "seconds"}``, hits
-    ``(share, start) → per-clip hits``. Taught in: 05_fp16_transfer
+    ``seeds`` (default ``[lesson.seed]``): each seed draws its own nested shares and its own batch order
+    and dropout; accuracies are means over seeds and hits are stacked (seeds, N), so a paired comparison
+    averages the seeds per clip.
+
+    Returns ``(rows, hits)``: rows ``{"share", "start", "test accuracy", "seed accuracies", "clips", "steps",
+    "skipped", "classes predicted", "seconds"}`` ("classes predicted": the fewest distinct test predictions
+    of any seed), hits ``(share, start) → (seeds, N)`` per-clip hits. Taught in: 05_fp16_transfer
     """
-    cast_hits = lesson.test_hits(half.transfer_fp32_to_fp16(fp32))
-    rows = [{"share": 0.0, "start": "from FP32", "test accuracy": float(cast_hits.mean()), "clips": 0, "seconds": 0.0}]
+    from thinlab import train as _train
+
+    seeds = [lesson.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one seed, e.g. [0, 1, 2]")
+    X_test, y_test = lesson.ds.X_test, np.asarray(lesson.ds.y_test)
+    cast_pred = _train.predict(half.transfer_fp32_to_fp16(fp32), X_test, device=lesson.device)
+    cast_hits = np.stack([cast_pred == y_test] * len(seeds))          # the cast has no randomness
+    rows = [{"share": 0.0, "start": "from FP32", "test accuracy": float(cast_hits.mean()),
+             "seed accuracies": [float(h.mean()) for h in cast_hits], "clips": 0, "steps": 0, "skipped": 0,
+             "classes predicted": int(len(np.unique(cast_pred))), "seconds": 0.0}]
     hits = {(0.0, "from FP32"): cast_hits}
-    for frac, idx in nested_shares(len(y), fractions, seed=lesson.seed).items():
-        for start in ("from FP32", "from scratch") + (("from FP32, mixed",) if mixed else ()):
-            base, rate = (init, 3e-3) if start == "from scratch" else (fp32, lr)
-            m, h, _ = train_in("fp16-mixed" if start.endswith("mixed") else "fp16", base, X[idx], y[idx],
-                               epochs=epochs, lr=rate, set_stats=start == "from scratch", seed=lesson.seed,
-                               device=lesson.device, growth_interval=growth_interval, desc=f"{start} {frac:.0%}")
-            hits[(frac, start)] = lesson.test_hits(m)
-            rows.append({"share": frac, "start": start, "test accuracy": float(hits[(frac, start)].mean()),
-                         "clips": int(len(idx)), "seconds": h.seconds})
+    starts = ("from FP32", "from scratch") + (("from FP32, mixed",) if mixed else ())
+    runs = {}
+    for s in seeds:
+        shares = nested_shares(len(y), fractions, seed=s)
+        for frac, idx in shares.items():
+            extra = ("from scratch, FP32",) if scratch_fp32 and frac == min(fractions) else ()
+            for start in starts + extra:
+                scratch = start.startswith("from scratch")
+                base, rate = (init, 3e-3) if scratch else (fp32, lr)
+                m, h, _ = train_in(START_KINDS[start], base, X[idx], y[idx], epochs=epochs, lr=rate,
+                                   set_stats=scratch, seed=s, device=lesson.device, growth_interval=growth_interval,
+                                   desc=f"{start} {frac:.0%} seed {s}")
+                pred = _train.predict(m, X_test, device=lesson.device)
+                r = runs.setdefault((frac, start), {"hits": [], "classes": [], "skipped": 0, "seconds": 0.0,
+                                                    "clips": int(len(idx))})
+                r["hits"].append(pred == y_test)
+                r["classes"].append(int(len(np.unique(pred))))
+                r["skipped"] += h.skipped_steps
+                r["seconds"] += h.seconds
+    for (frac, start), r in runs.items():
+        hits[(frac, start)] = np.stack(r["hits"])                       # (seeds, N)
+        rows.append({"share": frac, "start": start, "test accuracy": float(hits[(frac, start)].mean()),
+                     "seed accuracies": [float(x.mean()) for x in r["hits"]], "clips": r["clips"],
+                     "steps": n_steps(r["clips"], epochs), "skipped": r["skipped"],
+                     "classes predicted": min(r["classes"]), "seconds": r["seconds"]})
     return rows, hits
+
+
+def first_step(fp32, X, y, *, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> dict:
+    """One AdamW step at learning rate ``lr`` from the trained ``fp32`` model on the first batch of (X, y),
+    in pure FP16 and in mixed precision: how far each weight moves, in units of lr.
+
+    Adam's first step moves every weight by about lr (|m̂| / √v̂ ≈ 1). In pure FP16 its second moment
+    0.001·g² underflows for small gradients, so the step becomes lr·g/ε: too large for |g| > ε, too small
+    (or lost to rounding) below. Returns, per mode, ``{"over_2lr", "lost", "max_over_lr"}``: the share of
+    weights with a nonzero gradient that moved more than 2·lr, the share that did not move at all, and the
+    largest move / lr; plus ``"v_underflow"``: the share of those gradients whose 0.001·g² is 0 in float16.
+    Taught in: 05_fp16_transfer
+    """
+    xb = torch.as_tensor(np.asarray(X[:batch_size]), dtype=torch.float32)
+    yb = torch.as_tensor(np.asarray(y[:batch_size])).long()
+    out, grads = {}, None
+    for mode in ("pure", "mixed"):
+        torch.manual_seed(seed)                                # the same dropout masks in both modes
+        model = half.to_half(fp32, dtype=torch.float16) if mode == "pure" else copy.deepcopy(fp32).cpu()
+        model = model.cpu().train()
+        before = [p.detach().float().clone() for p in model.parameters()]
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, eps=1e-4 if mode == "pure" else 1e-8)
+        scaler = precision.DynamicLossScaler()
+        for _ in range(40):                                    # back off until a step is taken
+            if not half.half_train_step(model, (xb, yb), opt, scaler, mode=mode).skipped:
+                break
+        moved = torch.cat([(p.detach().float() - b).abs().ravel() for p, b in zip(model.parameters(), before)])
+        g = torch.cat([(p.grad.float() if p.grad is not None else torch.zeros_like(b)).ravel()
+                       for p, b in zip(model.parameters(), before)])
+        live = (g != 0) if mode == "pure" else torch.ones_like(g, dtype=torch.bool)
+        if mode == "mixed":
+            grads = g.numpy()
+        m = moved.numpy()[live.numpy()] if mode == "pure" else moved.numpy()
+        out[mode] = {"over_2lr": float(np.mean(m > 2 * lr)), "lost": float(np.mean(m == 0)),
+                     "max_over_lr": float(m.max() / lr) if m.size else 0.0}
+    nz = grads[grads != 0]
+    out["v_underflow"] = precision.underflow_fraction(0.001 * nz.astype(np.float64) ** 2) if nz.size else 0.0
+    return out
+
+
+def fp16_reasons(cmp, *, thesis_gap: float, underflow_with_scaling: float) -> list[str]:
+    """Known reasons an FP32-vs-FP16 comparison (``cmp``, a :class:`thinlab.stats.Comparison`) can go either
+    way, each worded from the numbers: the thesis's gap (a fraction) against this run's paired interval, and
+    the share of gradients loss scaling still loses. For :func:`thinlab.teach.interpret`.
+    Taught in: 05_fp16_transfer"""
+    half_width = 100 * (cmp.high - cmp.low) / 2
+    gap = 100 * thesis_gap
+    return [f"the thesis's gap ({gap:.1f} points) is {'smaller than' if gap < half_width else 'at least'} half "
+            f"the width of this run's paired interval ({half_width:.1f} points)",
+            f"with loss scaling only {underflow_with_scaling:.3%} of the gradients underflow (section 2), so pure "
+            "FP16 loses mainly small weight updates and Adam's state, whose effect grows with the number of steps",
+            "runs this short are far from converged, so the budget can matter more than the format"]
+
+
+def explain_transfer(rows, hits, lesson, *, chance: float, adam: dict | None = None, first: dict | None = None,
+                     lr: float = 1e-3) -> dict:
+    """Interpret :func:`transfer_runs` from its own numbers: where pure-FP16 retraining from FP32 fell below
+    the cast model (paired over speakers), whether mixed precision held up there (so float16's optimizer
+    state is to blame), where FP16 from scratch stayed near chance and whether the float32 control did too
+    (so the budget, not float16, is to blame), and how far seeds spread.
+
+    ``adam``: :func:`adam_state_loss` of the trained model's gradients; ``first``: :func:`first_step`.
+    Returns ``{"lines": [sentence, ...], "facts": {...}}``; every direction word is chosen from the numbers
+    the facts hold (paired comparisons as dicts, accuracies, standard errors).
+    Taught in: 05_fp16_transfer
+    """
+    acc = {(r["share"], r["start"]): r for r in rows}
+    shares = sorted({r["share"] for r in rows if r["share"] > 0})
+    cast = hits[(0.0, "from FP32")]
+    pct = lambda fs: ", ".join(f"{f:.0%}" for f in fs) or "no share"   # noqa: E731
+    lines, facts = [], {"chance": chance}
+    vs_cast = {f: lesson.compare(hits[(f, "from FP32")], cast, a="pure FP16 from FP32", b="cast only")
+               for f in shares if (f, "from FP32") in hits}
+    fell = [f for f, c in vs_cast.items() if c.verdict == "worse"]
+    facts["pure_vs_cast"] = {str(f): c.as_dict() for f, c in vs_cast.items()}
+    facts["fell_below_cast"] = fell
+    lines.append(f"Pure FP16 retrained from the FP32 model fell below the cast model (accuracy {cast.mean():.3f}) "
+                 f"beyond noise at {pct(fell)}" + (": " + ", ".join(f"{f:.0%} {vs_cast[f].acc_a:.3f}" for f in fell)
+                                                     if fell else "") + ".")
+    mixed = {f: lesson.compare(hits[(f, "from FP32, mixed")], hits[(f, "from FP32")], a="mixed", b="pure FP16")
+             for f in fell if (f, "from FP32, mixed") in hits}
+    facts["mixed_vs_pure_where_fell"] = {str(f): c.as_dict() for f, c in mixed.items()}
+    if mixed:
+        held = [f for f, c in mixed.items() if c.verdict == "better"]
+        lines.append(f"Mixed precision from the same start (float16 arithmetic, FP32 weights and Adam state) scored "
+                     + ", ".join(f"{f:.0%} {c.acc_a:.3f}" for f, c in mixed.items())
+                     + f" there, above pure FP16 beyond noise at {pct(held)}.")
+        if held:
+            why = ("Where mixed precision held up, what pure FP16 lost is its float16 optimizer state and weights, "
+                   "not float16 arithmetic (which mixed precision shares)")
+            if adam:
+                why += (f": for {adam['share']:.0%} of the trained CNN's gradients Adam's second moment 0.001·g² is 0 "
+                        f"in float16, so its step lr·g/ε can reach {adam['step_over_lr']:.0f}× lr instead of about lr")
+            if first:
+                why += (f"; measured on one step at lr {lr:g}, {first['pure']['over_2lr']:.1%} of the weights moved "
+                        f"more than 2·lr in pure FP16 and {first['mixed']['over_2lr']:.1%} in mixed precision")
+            lines.append(why + ". Loss scaling cannot help here: the damage is done after the gradients are unscaled.")
+        else:
+            lines.append("Mixed precision did not hold up beyond noise either, so float16 storage is not shown to be "
+                         "the cause here: retraining a trained model on a few clips for a few steps can also pull it "
+                         "down (its batch-norm statistics are re-estimated from those clips alone).")
+    spread = {f: acc[(f, "from FP32")]["seed accuracies"] for f in shares if (f, "from FP32") in acc}
+    wide = {f: v for f, v in spread.items() if len(v) > 1 and max(v) - min(v) > 0.1}
+    facts["seed_spread_pure"] = {str(f): [min(v), max(v)] for f, v in spread.items()}
+    if wide:
+        lines.append("Seeds disagree: pure FP16 from FP32 scored " + "; ".join(
+            f"{min(v):.3f}-{max(v):.3f} at {f:.0%}" for f, v in wide.items()) + " over the seeds, so whether a "
+            "run collapses depends on which clips and batches it drew: one seed's curve can jump between shares.")
+    scratch = {f: (acc[(f, "from scratch")]["test accuracy"], lesson.interval(hits[(f, "from scratch")]).se)
+               for f in shares if (f, "from scratch") in acc}
+    stuck = [f for f, (a, se) in scratch.items() if near_chance(a, se, chance)]
+    facts["scratch_near_chance"] = stuck
+    facts["scratch"] = {str(f): {"acc": a, "se": se, "steps": acc[(f, "from scratch")]["steps"]}
+                        for f, (a, se) in scratch.items()}
+    if stuck:
+        f0 = stuck[0]
+        r0 = acc[(f0, "from scratch")]
+        line = (f"FP16 from scratch stayed within two standard errors of chance ({chance:.3f}) at {pct(stuck)}; at "
+                f"{f0:.0%} it made {r0['steps']} optimizer step{'s' * (r0['steps'] != 1)} and its weakest seed predicted only "
+                f"{r0['classes predicted']} distinct class{'es' * (r0['classes predicted'] != 1)} on the test clips.")
+        ctrl = acc.get((f0, "from scratch, FP32"))
+        if ctrl is not None:
+            c_se = lesson.interval(hits[(f0, "from scratch, FP32")]).se
+            c_near = near_chance(ctrl["test accuracy"], c_se, chance)
+            facts["scratch_fp32_control"] = {"share": f0, "acc": ctrl["test accuracy"], "se": c_se, "near_chance": c_near}
+            line += (f" The same run in float32 scored {ctrl['test accuracy']:.3f}, "
+                     + ("also near chance: the budget (too few steps from random weights), not float16, keeps it "
+                        "there." if c_near else
+                        "well above chance: here float16 itself stops it learning (small updates lost to rounding, "
+                        "Adam's state underflowing)."))
+        lines.append(line)
+    elif scratch:
+        lines.append(f"FP16 from scratch rose above chance ({chance:.3f}) beyond two standard errors at every share.")
+    return {"lines": lines, "facts": facts}
 
 
 def init_cnn(ds, *, seed: int = 0):

@@ -1,5 +1,8 @@
-"""Lesson 01's experiments: energy tables, one-shot sweeps, sensitivity, CSR costs, structured vs
-unstructured, gradual vs one shot, and the explorer's plain table.
+"""Lesson 01's experiments: energy tables, one-shot sweeps, the three baselines pruned alike
+(:func:`model_sweep`, with the LSTM's matrices reachable through :class:`LinearLSTM`), sensitivity, CSR
+costs, structured vs unstructured, gradual vs one shot over seeds, the explorer's plain table, and
+the design challenge (a sparsity per layer: :func:`plan_bytes`, :func:`plan_from_scan`,
+:func:`challenge_check`).
 
 Each function is what a lesson-01 cell used to do inline; the kernels stay in :mod:`thinlab.prune`
 and :mod:`thinlab.nn.pruning`, these only run and tabulate them. Scores are callables ``model ->
@@ -13,6 +16,8 @@ import copy
 import time
 
 import numpy as np
+import torch
+from torch import nn
 
 from thinlab import prune, train
 from thinlab.size import index_bytes
@@ -267,3 +272,329 @@ def explorer_table(W: np.ndarray, *, sparsities, evaluate) -> list[dict]:
         rows.append({"sparsity": s, "threshold": threshold(W, s), "CSR bytes": prune.csr_bytes(wp.shape, nnz),
                      "bitmask bytes": prune.masked_bytes(wp.shape, nnz), "val accuracy": evaluate(wp)})
     return rows
+
+
+# ── the three baselines pruned alike ─────────────────────────────────────────────────────────────────
+
+class LinearLSTM(nn.Module):
+    """An ``nn.LSTM`` (one layer, batch first) whose two weight matrices live in ``nn.Linear`` modules
+    ``ih`` (inputs → 4·hidden gates) and ``hh`` (hidden → 4·hidden), so masks, ``size_report`` and
+    fine-tuning treat them like any other layer. Same parameters, same outputs (``torch.lstm``).
+
+    Taught in: 01_pruning
+    """
+
+    def __init__(self, lstm: nn.LSTM):
+        super().__init__()
+        if lstm.num_layers != 1 or lstm.bidirectional or not lstm.batch_first or lstm.proj_size:
+            raise ValueError("LinearLSTM takes a one-layer, one-direction, batch_first LSTM without projection")
+        self.hidden_size = lstm.hidden_size
+        self.ih = nn.Linear(lstm.input_size, 4 * lstm.hidden_size, bias=lstm.bias)
+        self.hh = nn.Linear(lstm.hidden_size, 4 * lstm.hidden_size, bias=lstm.bias)
+        with torch.no_grad():
+            self.ih.weight.copy_(lstm.weight_ih_l0)
+            self.hh.weight.copy_(lstm.weight_hh_l0)
+            if lstm.bias:
+                self.ih.bias.copy_(lstm.bias_ih_l0)
+                self.hh.bias.copy_(lstm.bias_hh_l0)
+
+    def forward(self, x):
+        h0 = x.new_zeros(1, x.shape[0], self.hidden_size)        # (layers, B, hidden)
+        params = [self.ih.weight, self.hh.weight] + ([self.ih.bias, self.hh.bias] if self.ih.bias is not None else [])
+        out, h, c = torch.lstm(x, (h0, h0), params, self.ih.bias is not None, 1, 0.0, self.training, False, True)
+        return out, (h, c)
+
+
+def linear_lstm(model):
+    """A copy of ``model`` whose ``nn.LSTM`` modules are :class:`LinearLSTM` (same weights, same outputs),
+    so magnitude pruning reaches the LSTM's two weight matrices; other models are copied unchanged.
+
+    Taught in: 01_pruning
+    """
+    model = copy.deepcopy(model)
+    for mod in list(model.modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, nn.LSTM):
+                setattr(mod, child_name, LinearLSTM(child).to(next(child.parameters()).device))
+    return model
+
+
+def prunable_layers(model) -> list[str]:
+    """The weight layers magnitude pruning acts on in this lesson: every ``Linear`` and ``Conv2d`` (an LSTM's
+    two matrices after :func:`linear_lstm`) except the output layer (the last one), which stays dense.
+
+    Taught in: 01_pruning
+    """
+    from thinlab.nn import compressible_layers
+
+    names = compressible_layers(model, kinds=(nn.Linear, nn.Conv2d))
+    if len(names) < 2:
+        raise ValueError(f"the model has weight layers {names}; pruning needs at least one besides the output layer")
+    return names[:-1]
+
+
+def model_sweep(models: dict, *, sparsities, score, ds=None, finetune_epochs: int = 0, seed: int = 0,
+                progress: bool = True) -> dict:
+    """Magnitude pruning (per layer) of every model in ``models`` (name → model) at each sparsity, over
+    its :func:`prunable_layers` (LSTMs through :func:`linear_lstm`), then ``finetune_epochs`` of
+    fine-tuning on ``ds`` (masks fixed; 0: none).
+
+    Returns
+    -------
+    dict: ``rows`` (``model``, ``sparsity``, ``one shot``, ``fine-tuned`` (absent without fine-tuning),
+    ``test accuracy`` (the last of the two), ``bytes``; sparsity 0 is the dense model), ``layers``
+    (model → pruned layers).
+
+    Taught in: 01_pruning
+    """
+    from thinlab.nn import pruning, size_report
+
+    if finetune_epochs and ds is None:
+        raise ValueError(f"finetune_epochs={finetune_epochs} needs ds= (the dataset to fine-tune on)")
+    rows, layers = [], {}
+    for name, model in models.items():
+        m = linear_lstm(model)
+        layers[name] = prunable_layers(m)
+        acc = float(score(m))
+        rows.append({"model": name, "sparsity": 0.0, "one shot": acc, **({"fine-tuned": acc} if finetune_epochs else {}),
+                     "test accuracy": acc, "bytes": size_report(m).total_bytes})
+        for s in sorted(x for x in set(sparsities) if x > 0):
+            p = pruning.prune_model(m, sparsity=s, layers=layers[name])
+            row = {"model": name, "sparsity": s, "one shot": float(score(p))}
+            if finetune_epochs:
+                train.finetune(p, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=seed, progress=progress,
+                               desc=f"fine-tune {name} at {s:g}")
+                row["fine-tuned"] = float(score(p))
+            rows.append({**row, "test accuracy": row.get("fine-tuned", row["one shot"]),
+                         "bytes": size_report(p).total_bytes})
+    return {"rows": rows, "layers": layers}
+
+
+def best_under_budgets(rows, budgets) -> list[dict]:
+    """Per byte budget, the most accurate row of ``rows`` (``model``, ``test accuracy``, ``bytes``, and
+    optionally ``sparsity``) that fits; ``None`` entries where nothing fits.
+
+    Taught in: 01_pruning
+    """
+    out = []
+    for b in sorted(budgets):
+        fit = [r for r in rows if r["bytes"] <= b]
+        best = max(fit, key=lambda r: (r["test accuracy"], -r["bytes"])) if fit else None
+        row = {"budget": b, "winner": best["model"] if best else None,
+               "test accuracy": best["test accuracy"] if best else None, "bytes": best["bytes"] if best else None,
+               "sparsity": best.get("sparsity") if best else None}
+        for m in sorted({r["model"] for r in rows}):
+            accs = [r["test accuracy"] for r in fit if r["model"] == m]
+            row[m] = max(accs) if accs else None
+        out.append(row)
+    return out
+
+
+def winners_text(best: list[dict], *, human=lambda b: f"{b:,} bytes") -> str:
+    """One sentence per budget from :func:`best_under_budgets`: which model wins, and by how much.
+
+    Taught in: 01_pruning
+    """
+    lines = []
+    for r in best:
+        if r["winner"] is None:
+            lines.append(f"under {human(r['budget'])}: no model fits, even at the highest sparsity")
+            continue
+        others = {m: a for m, a in r.items() if m not in ("budget", "winner", "test accuracy", "bytes", "sparsity")
+                  and m != r["winner"] and a is not None}
+        vs = (", ahead of " + ", ".join(f"{m} {a:.3f}" for m, a in sorted(others.items(), key=lambda kv: -kv[1]))
+              if others else ", the only model that fits")
+        how = "dense" if not r["sparsity"] else f"pruned to sparsity {r['sparsity']:g}"
+        lines.append(f"under {human(r['budget'])}: {r['winner']} {how} ({human(r['bytes'])}) scores "
+                     f"{r['test accuracy']:.3f}{vs}")
+    return "\n".join(lines)
+
+
+def energy_text(energy: list[dict], sparsity: float) -> str:
+    """What the energy table says about concentration, with its words chosen from its numbers.
+
+    Taught in: 01_pruning
+    """
+    kept = [1 - r["share of energy pruned"] for r in energy]
+    lo, hi, share = min(kept), max(kept), 1 - sparsity
+    head = (f"The largest {share:.0%} of each layer's weights hold {lo:.0%} to {hi:.0%} of its energy ‖W‖² "
+            f"({lo / share:.1f}x to {hi / share:.1f}x their share of the weights)")
+    if lo >= 0.5:
+        return head + ": a small share of the weights carries most of the energy."
+    if hi >= 0.5:
+        return head + ": in some layers they carry most of the energy, in others they do not."
+    return (head + ": more than their share, but not most of it. Magnitude pruning at this sparsity removes "
+            "most of each layer's energy; whether the model cares is what accuracy (below) measures.")
+
+
+# ── gradual against one shot, over seeds ─────────────────────────────────────────────────────────────
+
+#: why gradual pruning can lose to (or tie with) one shot + fine-tuning here, quoted by the interpretation
+GRADUAL_REASONS = (
+    "both runs get the same number of epochs, so gradual trains at the final mask only after its schedule "
+    "ends, while one shot fine-tunes the final mask for the whole budget",
+    "the schedule's end point decides how long the final mask is trained; Zhu & Gupta prune over a much "
+    "longer run than a few fine-tuning epochs",
+    "the schedule reaches the target in a handful of mask updates, each a small one-shot cut",
+    "the training set is small, so extra epochs at the final mask may matter more than a gentle schedule",
+)
+
+
+def gradual_vs_one_shot_seeds(model, ds, *, seeds, hits, target_sparsity: float, finetune_epochs: int, layers,
+                              score, progress: bool = True) -> dict:
+    """:func:`gradual_vs_one_shot` once per fine-tuning seed (the same trained ``model`` each time).
+
+    ``hits(model) -> bool (N,)`` per test clip. Returns the last seed's run (models, schedule, bytes,
+    ``acc_cut``) plus ``hits_one`` / ``hits_grad`` (seeds, N), ``acc_one`` / ``acc_grad`` (means over
+    seeds), ``per_seed`` rows and ``curves`` averaged over seeds per epoch.
+
+    Taught in: 01_pruning
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one fine-tuning seed, e.g. [0, 1, 2]")
+    runs, h1, hg, per_seed = [], [], [], []
+    for sd in seeds:
+        gv = gradual_vs_one_shot(model, ds, target_sparsity=target_sparsity, finetune_epochs=finetune_epochs,
+                                 layers=layers, score=score, seed=sd, progress=progress)
+        h1.append(np.asarray(hits(gv["one_shot"]), bool))
+        hg.append(np.asarray(hits(gv["gradual"]), bool))
+        per_seed.append({"seed": sd, "one shot": gv["acc_cut"], "one shot + fine-tune": gv["acc_one"],
+                         "gradual": gv["acc_grad"]})
+        runs.append(gv)
+    curves = {}
+    for gv in runs:
+        for r in gv["curves"]:
+            curves.setdefault((r["epoch"], r["run"]), []).append(r["val accuracy"])
+    out = dict(runs[-1])
+    out.update(hits_one=np.stack(h1), hits_grad=np.stack(hg), per_seed=per_seed, seeds=seeds,
+               acc_one=float(np.mean([r["one shot + fine-tune"] for r in per_seed])),
+               acc_grad=float(np.mean([r["gradual"] for r in per_seed])),
+               curves=[{"epoch": e, "run": run, "val accuracy": float(np.mean(v))} for (e, run), v in curves.items()])
+    return out
+
+
+# ── the design challenge: a sparsity per layer ───────────────────────────────────────────────────────
+
+def _shapes(model, layers) -> dict:
+    from thinlab.nn import layer_weights
+
+    return {n: w.shape for n, w in layer_weights(model, layers=layers).items()}
+
+
+def _plan_sizer(model, layers):
+    """``bytes(plan)`` for ``model`` with ``layers`` pruned by a plan: size_report's total, from the shapes."""
+    from thinlab.nn import size_report
+
+    rep = size_report(model)
+    shapes = _shapes(model, list(layers))
+    dense = {r.name: r.bytes for r in rep.layers}
+
+    def nbytes(plan: dict) -> int:
+        total = rep.total_bytes
+        for n, s in plan.items():
+            if n not in shapes:
+                raise ValueError(f"plan names layer {n!r}; the layers to plan are {list(shapes)}")
+            if not isinstance(s, (int, float, np.integer, np.floating)) or not 0 <= float(s) < 1:
+                raise ValueError(f"plan[{n!r}] = {s!r}: a sparsity must be a number in [0, 1)")
+            Q, R = shapes[n]
+            nnz = Q * R - prune.n_pruned(Q * R, sparsity=float(s))
+            total += prune.csr_bytes((R, Q), nnz) - dense[f"{n}.weight"]   # torch layout (out, in) = (R, Q)
+        return int(total)
+
+    return nbytes
+
+
+def plan_bytes(model, plan: dict) -> int:
+    """Bytes :func:`thinlab.nn.size_report` gives ``model`` with each layer of ``plan`` (name → sparsity)
+    magnitude-pruned in CSR, computed from the shapes alone (no pruning).
+
+    Taught in: 01_pruning
+    """
+    return _plan_sizer(model, list(plan))(plan)
+
+
+def apply_plan(model, plan: dict):
+    """A copy of ``model`` with each layer of ``plan`` (name → sparsity) magnitude-pruned (CSR masks).
+
+    Taught in: 01_pruning
+    """
+    from thinlab.nn import apply_masks, layer_weights
+
+    if not isinstance(plan, dict) or not plan:
+        raise ValueError(f"plan must be a non-empty dict layer → sparsity, e.g. {{'hidden.0': 0.9}}; got {plan!r}")
+    W = layer_weights(model, layers=list(plan))
+    return apply_masks(model, {n: prune.magnitude_mask(w, sparsity=float(plan[n])) for n, w in W.items()})
+
+
+def uniform_plan(model, layers, *, size_limit: int, step: float = 0.001) -> dict:
+    """The same sparsity for every layer: the lowest multiple of ``step`` whose bytes fit ``size_limit``.
+
+    Taught in: 01_pruning
+    """
+    sizer = _plan_sizer(model, layers)
+    for k in range(int(round(1 / step))):
+        plan = {n: round(k * step, 6) for n in layers}
+        if sizer(plan) <= size_limit:
+            return plan
+    raise ValueError(f"no uniform sparsity below 1 fits {size_limit:,} bytes; raise the size limit")
+
+
+def plan_from_scan(model, scan, *, size_limit: int, step: float = 0.01) -> dict:
+    """A per-layer plan derived from a sensitivity scan: start dense, and repeatedly raise by ``step``
+    the sparsity of the layer whose scanned score falls least per byte saved, until the model fits
+    ``size_limit``. A layer's score between scanned sparsities is interpolated linearly; no layer goes
+    past the largest scanned sparsity.
+
+    Taught in: 01_pruning
+    """
+    layers = list(dict.fromkeys(r["layer"] for r in scan))
+    curve = {n: sorted((r["sparsity"], r["score"]) for r in scan if r["layer"] == n) for n in layers}
+    top = {n: c[-1][0] for n, c in curve.items()}
+
+    def drop(n, s):
+        xs, ys = zip(*curve[n])
+        return ys[0] - float(np.interp(s, xs, ys))
+
+    sizer = _plan_sizer(model, layers)
+    plan = {n: 0.0 for n in layers}
+    while sizer(plan) > size_limit:
+        now = sizer(plan)
+        best, key = None, None
+        for n in layers:
+            s = min(round(plan[n] + step, 6), top[n])
+            if s <= plan[n]:
+                continue
+            saved = now - sizer({**plan, n: s})
+            if saved <= 0:
+                continue
+            k = (drop(n, s) - drop(n, plan[n])) / saved
+            if key is None or k < key:
+                best, key = (n, s), k
+        if best is None:
+            raise ValueError(f"the scanned sparsities (up to {max(top.values())}) cannot reach {size_limit:,} bytes; "
+                             "scan higher sparsities or raise the size limit")
+        plan[best[0]] = best[1]
+    return plan
+
+
+def challenge_check(model, plan: dict, *, score, size_limit: int, accuracy_bar: float, name: str, ds=None,
+                    finetune_epochs: int = 0, seed: int = 0, progress: bool = True):
+    """Prune ``model`` by ``plan``, fine-tune it ``finetune_epochs`` on ``ds`` (masks fixed), and check it
+    against the challenge: bytes from ``size_report``, accuracy from ``score``.
+
+    Returns ``(teach.Challenge, pruned model)``.
+
+    Taught in: 01_pruning
+    """
+    from thinlab import teach
+    from thinlab.nn import size_report
+
+    pruned = apply_plan(model, plan)
+    if finetune_epochs:
+        if ds is None:
+            raise ValueError(f"finetune_epochs={finetune_epochs} needs ds= (the dataset to fine-tune on)")
+        train.finetune(pruned, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=seed, progress=progress,
+                       desc="fine-tune your plan")
+    return teach.challenge(name, bytes_=size_report(pruned).total_bytes, accuracy=float(score(pruned)),
+                           size_limit=size_limit, accuracy_bar=accuracy_bar), pruned

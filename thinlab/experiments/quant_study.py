@@ -178,20 +178,22 @@ def multibit_table(w, *, bits=range(1, 9)) -> list[dict]:
 
 def sweep_study(model, lesson, *, bits, base_hits, cast: dict | None = None) -> list[dict]:
     """:func:`quant_sweep.sweep` of every quantiser × bit width scored on the test clips, each row with
-    its paired verdict against float32 (``"vs_float32"``), plus the int8 cast as one row at 8 bits when
-    ``cast`` (from :func:`int8_cast_study`) is given.
+    its paired verdict against float32 (``"vs_float32"``), its validation accuracy (``"val_accuracy"``) and
+    per-clip test ``"hits"``, plus the int8 cast as one row at 8 bits when ``cast`` (from
+    :func:`int8_cast_study`) is given.
 
     Taught in: 04_quantization
     """
-    hits = []
+    hits, vals = [], []
 
     def scored(m):
         hits.append(lesson.test_hits(m))
+        vals.append(lesson.val_acc(m))
         return float(hits[-1].mean())
 
     rows = qm.sweep(model, scored, bits=bits)
-    for r, h in zip(rows, hits):
-        r["vs_float32"] = lesson.compare(h, base_hits).verdict
+    for r, h, v in zip(rows, hits, vals):
+        r.update(vs_float32=lesson.compare(h, base_hits).verdict, val_accuracy=v, hits=h)
     if cast is not None:
         dense = rows[0]["bytes"] / rows[0]["size_fraction"] if rows else cast["bytes"]
         rows.append({"method": "int8_cast", "label": "int8 cast (no scale)", "bits": 8, "accuracy": cast["test_acc"],
@@ -264,36 +266,57 @@ def huffman_gain(rows: list[dict], *, n_bits: int) -> dict:
     return {k: 1 - bpw[(k, "Huffman")] / bpw[(k, "packed")] for k in dict.fromkeys(k for k, _ in bpw)}
 
 
-def finetune_study(model, lesson, *, bits, epochs: int, sweep_rows=()) -> dict:
-    """Fake-quantised fine-tuning at each of ``bits`` and a float32 control fine-tuned for the same epochs.
+FINETUNE_REASONS = ("a few epochs at a small learning rate may not move the latent weights across a rounding step",
+                    "fine-tuning on few training clips can overfit them as easily as it recovers accuracy",
+                    "the float32 control shows how much of any gain is plain extra training")
 
-    Returns ``{"epochs", "rows", "float_finetuned_acc"}``; each row ``{"bits", "post-training",
-    "fine-tuned", "bytes", "verdict", "interval", "matches_sweep"}``: ``verdict`` is fine-tuned vs
-    post-training, paired over the test speakers; ``matches_sweep`` says the starting point equals the
+
+def finetune_study(model, lesson, *, bits, epochs: int, sweep_rows=(), seeds=None) -> dict:
+    """Fake-quantised fine-tuning at each of ``bits`` and a float32 control fine-tuned for the same epochs,
+    once per fine-tuning seed in ``seeds`` (default: the lesson's seed); per-clip hits are averaged over
+    the seeds before the paired comparison.
+
+    Returns ``{"epochs", "seeds", "rows", "float_finetuned_acc"}``; each row ``{"bits", "post-training",
+    "fine-tuned", "bytes", "verdict", "interval", "comparison", "sentence", "matches_sweep"}``:
+    ``verdict`` is fine-tuned vs post-training, paired over the test speakers, and ``sentence`` says it
+    in words (:func:`thinlab.teach.interpret`); ``matches_sweep`` says the starting point equals the
     sweep's "uniform_sym_channel" model at those bits (None when the sweep lacks it).
     Taught in: 04_quantization
     """
+    from thinlab import teach
     from thinlab.nn import compress, size_report
 
+    seeds = [lesson.seed] if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one fine-tuning seed, e.g. [0]")
     ds, ptq = lesson.ds, {(r["method"], r["bits"]): r for r in sweep_rows}
     rows = []
     for b in bits:
         start = compress(model, method="quant", n_bits=b)
         start_hits, nbytes = lesson.test_hits(start), size_report(start).total_bytes
         p = ptq.get(("uniform_sym_channel", b))
-        tuned, _ = qm.fake_quant_finetune(model, ds.X_train, ds.y_train, ds.X_val, ds.y_val, n_bits=b,
-                                          epochs=epochs, seed=lesson.seed, device=lesson.device)
-        tuned_hits = lesson.test_hits(tuned)
-        vs = lesson.compare(tuned_hits, start_hits, a="fine-tuned", b="post-training")
-        rows.append({"bits": int(b), "post-training": float(start_hits.mean()), "fine-tuned": float(tuned_hits.mean()),
-                     "bytes": int(nbytes), "tuned_bytes": int(size_report(tuned).total_bytes), "verdict": vs.verdict,
-                     "interval": [vs.low, vs.high],
+        tuned_hits, tuned_bytes = [], set()
+        for s in seeds:
+            tuned, _ = qm.fake_quant_finetune(model, ds.X_train, ds.y_train, ds.X_val, ds.y_val, n_bits=b,
+                                              epochs=epochs, seed=s, device=lesson.device)
+            tuned_hits.append(lesson.test_hits(tuned))
+            tuned_bytes.add(int(size_report(tuned).total_bytes))
+        hits = np.stack(tuned_hits)                                   # (seeds, N)
+        vs = lesson.compare(hits, start_hits, a="fine-tuned", b="post-training")
+        rows.append({"bits": int(b), "post-training": float(start_hits.mean()), "fine-tuned": float(hits.mean()),
+                     "bytes": int(nbytes), "tuned_bytes": tuned_bytes.pop() if len(tuned_bytes) == 1 else None,
+                     "verdict": vs.verdict, "interval": [vs.low, vs.high], "comparison": vs.as_dict(),
+                     "sentence": teach.interpret(vs, expected="better", reasons=FINETUNE_REASONS,
+                                                 claim=f"{b}-bit fake-quant fine-tuning ({len(seeds)} seed"
+                                                       f"{'s' if len(seeds) > 1 else ''})"),
                      "matches_sweep": None if p is None else bool(np.isclose(start_hits.mean(), p["accuracy"])
                                                                    and nbytes == p["bytes"])})
-    control = copy.deepcopy(model)
-    train.finetune(control, ds.X_train, ds.y_train, epochs=epochs, seed=lesson.seed, desc="float32 control",
-                   device=lesson.device)
-    return {"epochs": epochs, "rows": rows, "float_finetuned_acc": lesson.test_acc(control)}
+    control = []
+    for s in seeds:
+        c = copy.deepcopy(model)
+        train.finetune(c, ds.X_train, ds.y_train, epochs=epochs, seed=s, desc="float32 control", device=lesson.device)
+        control.append(lesson.test_acc(c))
+    return {"epochs": epochs, "seeds": seeds, "rows": rows, "float_finetuned_acc": float(np.mean(control))}
 
 
 def layer_evaluator(model, W: dict, layer: str, score):
@@ -314,3 +337,247 @@ def explorer_rows(w, *, method: str, evaluate, bits=(2, 3, 4, 8)) -> list[dict]:
                      "MSE": float(np.mean((np.asarray(w, np.float64) - q.W_hat) ** 2)), "bytes": int(q.bytes),
                      "val accuracy": float(evaluate(q.W_hat))})
     return rows
+
+
+# ── the three models under the same quantisers ─────────────────────────────────────────────────────────
+
+def model_sweep(model, lesson, *, name: str, bits, methods=None, rows=None) -> list[dict]:
+    """Every registered post-training quantiser × bit width applied to **every** weight matrix of
+    ``model`` (Linear, convolution and LSTM: :func:`quant_sweep.weight_tensors`), plus the float32
+    model itself as one row (method ``"float32"``, 32 bits).
+
+    Rows ``{"model", "method", "label", "bits", "accuracy", "val_accuracy", "bytes", "relative_error",
+    "hits"}``: test accuracy (and per-clip ``hits`` for paired comparisons) on the test speakers,
+    validation accuracy for choosing a setting without looking at the test clips, honest bytes of the
+    whole model. ``rows``: a sweep already run on this model (:func:`sweep_study`: the DNN's, whose
+    Linear layers are all its weight matrices) to reuse instead of sweeping again (its int8 cast left out).
+    Taught in: 04_quantization
+    """
+    from thinlab.nn import size_report
+
+    if rows is not None:
+        rows = [{**r, "model": name} for r in rows if r["method"] != "int8_cast"]
+    else:
+        hits, vals = [], []
+
+        def scored(m):
+            hits.append(lesson.test_hits(m))
+            vals.append(lesson.val_acc(m))
+            return float(hits[-1].mean())
+
+        rows = qm.sweep(model, scored, methods=methods, bits=bits, weights=qm.weight_tensors(model))
+        for r, h, v in zip(rows, hits, vals):
+            r.update(model=name, val_accuracy=v, hits=h)
+    h0 = lesson.test_hits(model)
+    return [{"model": name, "method": "float32", "label": "float32", "bits": 32, "accuracy": float(h0.mean()),
+             "val_accuracy": lesson.val_acc(model), "bytes": int(size_report(model).total_bytes),
+             "size_fraction": 1.0, "relative_error": 0.0, "hits": h0}] + rows
+
+
+def budget_choice(rows: list[dict], budgets) -> list[dict]:
+    """For each byte budget and each model in ``rows`` (from :func:`model_sweep`): the setting with the
+    best **validation** accuracy among those that fit (bytes ≤ budget; ties: fewer bytes), and its test
+    accuracy. A model with no setting that fits gets ``fits=False`` and its smallest size.
+
+    Rows ``{"budget", "model", "fits", "setting", "method", "bits", "bytes", "val accuracy",
+    "test accuracy", "smallest"}``. Taught in: 04_quantization
+    """
+    budgets = [int(b) for b in budgets]
+    if not budgets or min(budgets) <= 0:
+        raise ValueError(f"budgets={budgets!r}: give positive byte counts, e.g. [64_000, 256_000]")
+    out = []
+    for budget in budgets:
+        for model in dict.fromkeys(r["model"] for r in rows):
+            mine = [r for r in rows if r["model"] == model]
+            fit = [r for r in mine if r["bytes"] <= budget]
+            best = max(fit, key=lambda r: (r["val_accuracy"], -r["bytes"])) if fit else None
+            out.append({"budget": budget, "model": model, "fits": best is not None,
+                        "setting": f"{best['label']}, {best['bits']} bits" if best and best["method"] != "float32"
+                        else ("float32" if best else None),
+                        "method": best and best["method"], "bits": best and best["bits"],
+                        "bytes": best and best["bytes"], "val accuracy": best and best["val_accuracy"],
+                        "test accuracy": best and best["accuracy"], "smallest": min(r["bytes"] for r in mine)})
+    return out
+
+
+def budget_table(choices: list[dict]) -> list[dict]:
+    """One row per budget of :func:`budget_choice`, one column per model: its test accuracy with the
+    chosen setting and its bytes, or "does not fit (smallest …)". Taught in: 04_quantization"""
+    from thinlab import teach
+
+    out = {}
+    for c in choices:
+        row = out.setdefault(c["budget"], {"budget": teach.human_bytes(c["budget"])})
+        row[c["model"].upper()] = (f"{c['test accuracy']:.1%} ({c['setting']}, {teach.human_bytes(c['bytes'])})"
+                                   if c["fits"] else f"does not fit (smallest {teach.human_bytes(c['smallest'])})")
+    return list(out.values())
+
+
+def seed_hits(lesson, name: str, *, method: str, bits: int, seeds, first=None):
+    """Per-clip test hits (seeds, N) of model ``name`` trained with each of ``seeds`` (lesson 00's
+    baseline recipe, cached) and stored with ``method`` at ``bits`` (``"float32"``: as trained).
+    ``first``: the hits already measured for ``seeds[0]`` (skips that model). Taught in: 04_quantization"""
+    out = []
+    for i, s in enumerate(seeds):
+        if i == 0 and first is not None:
+            out.append(np.asarray(first, bool))
+            continue
+        m, _ = lesson.baseline(name, seed=int(s), progress=False, verbose=False)
+        if method != "float32":
+            m = qm.with_weights(m, qm.quantize_weights(qm.weight_tensors(m), method=method, n_bits=bits))
+        out.append(lesson.test_hits(m))
+    return np.stack(out)
+
+
+REASONS = ("the setting of each model is chosen on the validation speakers, so its test ranking can differ",
+           "with few test speakers, a handful of them can decide a close race",
+           "each model's float32 accuracy already varies with the training seed")
+
+
+def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> list[dict]:
+    """Per budget of :func:`budget_choice`: the model with the best test accuracy among those that fit,
+    the runner-up, and – when two fit – their speaker-aware paired comparison over ``seeds`` (each
+    model retrained per seed and stored with its chosen setting; hits averaged per clip) with a
+    computed sentence (:func:`thinlab.teach.interpret`).
+
+    Rows ``{"budget", "winner", "runner_up", "fits", "comparison", "sentence", "n_seeds"}``.
+    Taught in: 04_quantization
+    """
+    from thinlab import teach
+
+    first = {(r["model"], r["method"], r["bits"]): r["hits"] for r in rows}
+    seeds, cache, out = list(seeds), {}, []
+    for budget in dict.fromkeys(c["budget"] for c in choices):
+        fit = sorted((c for c in choices if c["budget"] == budget and c["fits"]),
+                     key=lambda c: -c["test accuracy"])
+        row = {"budget": budget, "winner": fit[0]["model"] if fit else None,
+               "runner_up": fit[1]["model"] if len(fit) > 1 else None, "fits": [c["model"] for c in fit],
+               "comparison": None, "n_seeds": len(seeds)}
+        size = teach.human_bytes(budget)
+        if not fit:
+            row["sentence"] = f"At {size} no model fits, even at its fewest bits."
+        elif len(fit) == 1:
+            row["sentence"] = (f"At {size} only the {fit[0]['model'].upper()} fits ({fit[0]['setting']}, "
+                               f"{teach.human_bytes(fit[0]['bytes'])}): test accuracy {fit[0]['test accuracy']:.3f}.")
+        else:
+            hits = []
+            for c in fit[:2]:
+                key = (c["model"], c["method"], c["bits"])
+                if key not in cache:
+                    cache[key] = seed_hits(lesson, c["model"], method=c["method"], bits=c["bits"], seeds=seeds,
+                                           first=first.get(key))
+                hits.append(cache[key])
+            a, b = fit[0]["model"].upper(), fit[1]["model"].upper()
+            cmp = lesson.compare(hits[0], hits[1], a=a, b=b)
+            row["comparison"] = cmp.as_dict()
+            row["sentence"] = (f"At {size} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, each model at its "
+                               "validation-chosen setting) " + teach.interpret(
+                                   cmp, expected="better", claim=f"{a} against {b}"))
+        out.append(row)
+    return out
+
+
+def lstm_fixed_point_table(model, lesson, *, bits) -> list[dict]:
+    """The seed thesis's fixed-point table on a recurrent model: every weight matrix (the LSTM's input
+    and recurrent weights and its dense layers, :func:`quant_sweep.weight_tensors`) at each word
+    length with its own best F; biases and input statistics stay float32 and are counted.
+
+    Rows as :func:`fixed_point_table` (``best_F``: matrix → F). Taught in: 04_quantization
+    """
+    base_hits = lesson.test_hits(model)
+    return fixed_point_table(model, qm.weight_tensors(model), lesson, bits=bits, base_hits=base_hits)
+
+
+# ── the design challenge: bits per layer ───────────────────────────────────────────────────────────────
+
+CHALLENGE_METHOD = "quant"      # symmetric, one scale per output channel; size_report counts it
+
+
+def apply_bit_plan(model, plan: dict):
+    """A copy of ``model`` whose layers in ``plan`` (layer name → bits) are stored by the registry's
+    ``"quant"`` method (symmetric, one scale per output channel) at their own bits; layers left out
+    stay float32. ``size_report`` of the result counts every stored byte. Taught in: 04_quantization"""
+    import copy as _copy
+
+    from thinlab.nn import compress, compressible_layers, methods
+
+    if not isinstance(plan, dict):
+        raise TypeError(f"plan must be a dict layer → bits, e.g. {{'hidden.0': 2, 'out': 8}}, got {type(plan).__name__}")
+    layers = compressible_layers(model)
+    unknown = [k for k in plan if k not in layers]
+    if unknown:
+        raise KeyError(f"plan names {unknown}, which are not Linear layers of this model; choose from {layers}")
+    m = methods.get(CHALLENGE_METHOD)
+    groups: dict[int, list] = {}
+    for layer, b in plan.items():
+        groups.setdefault(m.check_bits(b), []).append(layer)
+    out = _copy.deepcopy(model)
+    for b, names in sorted(groups.items()):
+        out = compress(out, method=CHALLENGE_METHOD, n_bits=b, layers=names)
+    return out
+
+
+def layer_scan(model, lesson, *, bits) -> list[dict]:
+    """Sensitivity scan: each Linear layer alone stored at each of ``bits`` (the challenge's quantiser,
+    every other layer float32), scored on the **validation** speakers.
+
+    Rows ``{"layer", "bits", "val accuracy", "layer bytes", "bytes saved"}``: ``layer bytes`` is that
+    weight as stored (codes + scales), ``bytes saved`` its float32 bytes minus that.
+    Taught in: 04_quantization
+    """
+    from thinlab.nn import compressible_layers, size_report
+
+    dense = {r.name: r.bytes for r in size_report(model).layers}
+    total = sum(dense.values())
+    rows = []
+    for layer in compressible_layers(model):
+        for b in bits:
+            q = apply_bit_plan(model, {layer: b})
+            stored = size_report(q).total_bytes - (total - dense[f"{layer}.weight"])
+            rows.append({"layer": layer, "bits": int(b), "val accuracy": lesson.val_acc(q), "layer bytes": int(stored),
+                         "bytes saved": int(dense[f"{layer}.weight"] - stored)})
+    return rows
+
+
+def plan_bytes(scan: list[dict], plan: dict, *, total_bytes: int) -> int:
+    """Bytes of the whole model under ``plan`` from the scan's per-layer bytes (``total_bytes``: the
+    float32 model). Taught in: 04_quantization"""
+    saved = {(r["layer"], r["bits"]): r["bytes saved"] for r in scan}
+    missing = [(l, b) for l, b in plan.items() if (l, b) not in saved]
+    if missing:
+        raise KeyError(f"the scan has no row for {missing}; scan those bits or choose from {sorted(set(saved))}")
+    return int(total_bytes - sum(saved[(l, b)] for l, b in plan.items()))
+
+
+def reference_plan(scan: list[dict], *, size_limit: int, total_bytes: int) -> dict:
+    """A bits-per-layer plan under ``size_limit`` derived from the scan alone: start every layer at its
+    most scanned bits, then, while the model is too big, lower the layer whose next step down costs the
+    least validation accuracy per byte it saves. Taught in: 04_quantization"""
+    by = {(r["layer"], r["bits"]): r for r in scan}
+    options = {l: sorted({b for (ll, b) in by if ll == l}, reverse=True) for l in dict.fromkeys(r["layer"] for r in scan)}
+    plan = {l: bs[0] for l, bs in options.items()}
+    while plan_bytes(scan, plan, total_bytes=total_bytes) > size_limit:
+        steps = []
+        for l, b in plan.items():
+            lower = [x for x in options[l] if x < b]
+            if lower:
+                cur, nxt = by[(l, b)], by[(l, lower[0])]
+                saved = nxt["bytes saved"] - cur["bytes saved"]
+                steps.append(((cur["val accuracy"] - nxt["val accuracy"]) / max(saved, 1), -saved, l, lower[0]))
+        if not steps:
+            raise ValueError(f"size_limit={size_limit:,} bytes is below what the scan's fewest bits reach "
+                             f"({plan_bytes(scan, plan, total_bytes=total_bytes):,}); raise it or scan fewer bits")
+        _, _, l, b = min(steps)
+        plan[l] = b
+    return plan
+
+
+def challenge_targets(*, base_acc: float, base_bytes: int, factor: float, drop: float, reference_acc: float) -> dict:
+    """The challenge's size limit (float32 bytes / ``factor``) and accuracy bar: float32 accuracy minus
+    ``drop``, lowered to the reference plan's accuracy when that plan (from the scan) falls short, so the
+    challenge is always feasible. Taught in: 04_quantization"""
+    if not factor > 1 or not 0 <= drop < 1:
+        raise ValueError(f"factor={factor!r} must be > 1 and drop={drop!r} in [0, 1)")
+    wanted = base_acc - drop
+    return {"size_limit": int(base_bytes / factor), "accuracy_bar": float(min(wanted, reference_acc)),
+            "bar_lowered": bool(reference_acc < wanted), "wanted_bar": float(wanted)}

@@ -20,6 +20,7 @@ import math
 from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from thinlab import quant
@@ -52,16 +53,53 @@ def quantize_layer(W, *, method: str, n_bits: int) -> QuantizedLayer:
 
 
 def quantize_weights(weights: dict, *, method: str, n_bits: int) -> dict[str, QuantizedLayer]:
-    """:func:`quantize_layer` on every W of ``weights`` (name → W (Q, R)). Taught in: 04_quantization"""
-    return {name: quantize_layer(W, method=method, n_bits=n_bits) for name, W in weights.items()}
+    """:func:`quantize_layer` on every W of ``weights`` (name → W (Q, R)).
+
+    A codebook quantiser (k-means) leaves out a tiny W with no more weights than its 2**n_bits
+    shared values (a CNN's first 3x3 convolution at 8 bits): its codebook alone would outweigh the
+    float32 weights, so that W stays float32 and is counted densely by :func:`model_bytes`.
+
+    Taught in: 04_quantization
+    """
+    small = methods.get(method, need="quantize").codebook
+    return {name: quantize_layer(W, method=method, n_bits=n_bits) for name, W in weights.items()
+            if not (small and np.size(W) <= 2 ** n_bits)}
+
+
+def weight_tensors(model: nn.Module) -> dict[str, np.ndarray]:
+    """Every weight matrix of ``model`` – Linear, convolution and recurrent – as W (Q, R) = (in·k, out),
+    keyed by its parameter name (``"fc1.weight"``, ``"features.0.weight"``, ``"lstm.weight_hh_l0"``):
+    every parameter with two or more dimensions. Biases, batch-norm scales and the input statistics
+    (one-dimensional) are left out: they stay float32 and are counted densely.
+
+    An LSTM's ``weight_ih_l0`` (4·hidden, in) becomes W (in, 4·hidden): one output channel per gate unit.
+
+    Taught in: 04_quantization
+    """
+    return {n: p.detach().cpu().numpy().astype(np.float32).reshape(p.shape[0], -1).T.copy()  # (out, in, ...) → (Q, R)
+            for n, p in model.named_parameters() if p.ndim >= 2 and ".parametrizations" not in n}
+
+
+def _split_names(model: nn.Module, names) -> tuple[list, list]:
+    """``names`` → (Linear / conv module names, parameter names); a clear error for anything else."""
+    mods, params = dict(model.named_modules()), dict(model.named_parameters())
+    as_module = [n for n in names if n in mods and n not in params and hasattr(mods[n], "weight")]
+    as_param = [n for n in names if n not in as_module]
+    unknown = [n for n in as_param if n not in params or params[n].ndim < 2]
+    if unknown:
+        raise KeyError(f"{unknown} are neither weight layers nor weight matrices of this model; choose layers "
+                       f"from layer_weights(model) or parameters from weight_tensors(model): {list(weight_tensors(model))}")
+    return as_module, as_param
 
 
 def other_bytes(model: nn.Module, *, layers=None) -> int:
-    """Bytes of everything of ``model`` except the weights of ``layers`` (default every Linear): biases,
-    other parameters and buffers, stored densely. Taught in: 04_quantization"""
-    names = set(compressible_layers(model) if layers is None else layers)
-    return sum(r.bytes for r in size_report(model).layers
-               if not (r.name.endswith(".weight") and r.name[:-len(".weight")] in names))
+    """Bytes of everything of ``model`` except the weights of ``layers`` (default every Linear; module
+    names like ``"hidden.0"`` or parameter names like ``"lstm.weight_hh_l0"``): biases, other parameters
+    and buffers, stored densely. Taught in: 04_quantization"""
+    names = compressible_layers(model) if layers is None else list(layers)
+    as_module, as_param = _split_names(model, names)
+    skip = {f"{n}.weight" for n in as_module} | set(as_param)
+    return sum(r.bytes for r in size_report(model).layers if r.name not in skip)
 
 
 def model_bytes(model: nn.Module, quantized: dict[str, QuantizedLayer], *, huffman: bool = False) -> int:
@@ -73,10 +111,21 @@ def model_bytes(model: nn.Module, quantized: dict[str, QuantizedLayer], *, huffm
 
 def with_weights(model: nn.Module, quantized: dict) -> nn.Module:
     """A copy of ``model`` computing with the dequantised weights (name → :class:`QuantizedLayer` or
-    W (Q, R)). Taught in: 04_quantization"""
+    W (Q, R); a name is a layer as :func:`thinlab.nn.layer_weights` gives, or a parameter as
+    :func:`weight_tensors` gives). Taught in: 04_quantization"""
     W = {n: (q.W_hat if isinstance(q, QuantizedLayer) else np.asarray(q, dtype=np.float32))
          for n, q in quantized.items()}
-    return set_layer_weights(copy.deepcopy(model), W)
+    as_module, as_param = _split_names(model, list(W))
+    out = set_layer_weights(copy.deepcopy(model), {n: W[n] for n in as_module})
+    params = dict(out.named_parameters())
+    with torch.no_grad():
+        for n in as_param:
+            p = params[n]
+            want = (int(np.prod(p.shape[1:])), int(p.shape[0]))
+            if W[n].shape != want:
+                raise ValueError(f"weights[{n!r}] has shape {W[n].shape}, expected {want} (Q, R) as weight_tensors gives")
+            p.copy_(torch.as_tensor(np.ascontiguousarray(W[n].T).reshape(tuple(p.shape)), dtype=p.dtype))  # (Q, R) → (out, in, ...)
+    return out
 
 
 def relative_error(weights: dict, quantized: dict) -> float:
@@ -91,8 +140,9 @@ def relative_error(weights: dict, quantized: dict) -> float:
 
 
 def sweep(model: nn.Module, score: Callable[[nn.Module], float], *, methods=None, bits=(2, 4, 8),
-          layers=None) -> list[dict]:
-    """Post-training quantisation of every layer in ``layers`` (default every Linear) for each method
+          layers=None, weights: dict | None = None) -> list[dict]:
+    """Post-training quantisation of every layer in ``layers`` (default every Linear) – or of every
+    matrix of ``weights`` (e.g. :func:`weight_tensors`: conv and LSTM weights too) – for each method
     and bit width it takes; returns one row per (method, bits):
     ``{"method", "label", "bits", "accuracy", "bytes", "size_fraction", "relative_error"}``
     where ``accuracy = score(quantised copy)`` and ``size_fraction`` is against the float32 model.
@@ -103,7 +153,9 @@ def sweep(model: nn.Module, score: Callable[[nn.Module], float], *, methods=None
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods {unknown} are unknown; choose from {tuple(METHODS)}")
-    weights = layer_weights(model, layers=layers)
+    if weights is not None and layers is not None:
+        raise ValueError("pass layers (Linear layer names) or weights (name → W), not both")
+    weights = layer_weights(model, layers=layers) if weights is None else weights
     dense = size_report(model).total_bytes
     rows = []
     for method in methods:
@@ -116,7 +168,7 @@ def sweep(model: nn.Module, score: Callable[[nn.Module], float], *, methods=None
             acc = float(score(with_weights(model, qz)))
             rows.append({"method": method, "label": label, "bits": int(b), "accuracy": acc,
                          "bytes": int(nbytes), "size_fraction": nbytes / dense,
-                         "relative_error": relative_error(weights, qz)})
+                         "relative_error": relative_error(weights, {**weights, **qz})})
     return rows
 
 

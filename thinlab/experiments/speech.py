@@ -73,7 +73,8 @@ def leak_verdict(gap: float, noise: float) -> str:
     if gap > noise:
         return "the leak is larger than the noise here"
     if abs(gap) <= noise:
-        return "this run cannot tell a leak from noise: more test speakers (make data) would narrow the errors"
+        return ("this run cannot tell a leak from noise (more test speakers narrow the error bars: `make data` "
+                "downloads the official test set)")
     return "the speaker-disjoint split scored higher, beyond the noise"
 
 
@@ -118,7 +119,8 @@ def speaker_leak(source, ds, *, task: str, model: str = "dnn", epochs: int, seed
            "noise_points": 100 * noise, "se_random": iv_random.se, "se_speaker": iv_speaker.se, "seeds": seeds,
            "runs": runs, "leaked_test_speakers": len(leaked), "verdict": leak_verdict(gap, noise)}
     if verbose:
-        print(f"random split: {len(leaked)} test speakers (over {len(seeds)} splits) also spoke in training")
+        print(f"random split: {len(leaked)} test speakers (over {len(seeds)} split{'s' * (len(seeds) > 1)}) also "
+              "spoke in training")
         print(f"mean over {len(seeds)} seed(s): random split {mean[RANDOM]:.3f} ± {iv_random.se:.3f}, "
               f"speaker-disjoint {mean[SPEAKER]:.3f} ± {iv_speaker.se:.3f} (speaker-bootstrap standard errors)")
         print(f"the random split reports {100 * gap:+.1f} points versus the honest speaker-disjoint split; two "
@@ -233,3 +235,103 @@ def interval_report(intervals: dict, record: dict, *, verbose: bool = True) -> d
               f"{record['n_speakers']} test speakers: more speakers (make data: the official 12-class test set) "
               "shrink it")
     return widths
+
+
+def size_accuracy(rows) -> dict:
+    """Each baseline's bytes against its accuracy: accuracy per KB, the Pareto front and who dominates whom.
+
+    ``rows``: :func:`baselines` rows (``model``, ``test accuracy``, ``FP32 bytes``, ``parameters``).
+
+    Returns
+    -------
+    dict with ``points`` (one row per model: ``model``, ``bytes``, ``accuracy``, ``parameters``,
+    ``points per KB`` = accuracy points (100 × accuracy) per 1,000 bytes), ``best_per_kb`` (the model with the
+    most accuracy per KB), ``most_accurate``, ``smallest``, ``largest``, ``most_parameters``, ``front`` (models no other model
+    beats on both bytes and accuracy, smallest first) and ``dominated_by`` (model → the models that are at
+    most its size and at least as accurate, better on one of the two).
+
+    Taught in: 00_speech_commands
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("size_accuracy needs at least one baseline row (from speech.baselines)")
+    pts = [{"model": r["model"], "bytes": int(r["FP32 bytes"]), "accuracy": float(r["test accuracy"]),
+            "parameters": int(r["parameters"]), "points per KB": 100 * float(r["test accuracy"]) / (r["FP32 bytes"] / 1e3)}
+           for r in rows]
+    for p in pts:
+        if p["bytes"] <= 0 or not 0 <= p["accuracy"] <= 1:
+            raise ValueError(f"{p['model']}: bytes {p['bytes']} and accuracy {p['accuracy']}: expected bytes > 0 "
+                             "and an accuracy between 0 and 1")
+
+    def beats(a, b):   # a is at most b's size and at least as accurate, strictly better on one of the two
+        return (a["bytes"] <= b["bytes"] and a["accuracy"] >= b["accuracy"]
+                and (a["bytes"] < b["bytes"] or a["accuracy"] > b["accuracy"]))
+
+    dominated_by = {p["model"]: [q["model"] for q in pts if beats(q, p)] for p in pts}
+    pick = lambda key, f=max: f(pts, key=lambda p: p[key])["model"]   # noqa: E731
+    return {"points": pts, "best_per_kb": pick("points per KB"), "most_accurate": pick("accuracy"),
+            "smallest": pick("bytes", min), "largest": pick("bytes"), "most_parameters": pick("parameters"),
+            "front": [p["model"] for p in sorted(pts, key=lambda p: p["bytes"]) if not dominated_by[p["model"]]],
+            "dominated_by": dominated_by}
+
+
+def _names(models) -> str:
+    models = [m.upper() for m in models]
+    return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
+
+
+def dense_shapes(model) -> list[tuple[int, int]]:
+    """``(in, out)`` of every ``nn.Linear`` layer of ``model``, in order (the paper's (Q, R)).
+
+    Taught in: 00_speech_commands
+    """
+    import torch.nn as nn
+
+    return [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def why_dnn(sa: dict, *, target: str = "dnn", target_shapes=()) -> str:
+    """The computed paragraph on size against accuracy and why the course still compresses ``target``.
+
+    ``sa``: :func:`size_accuracy`; ``target_shapes``: the target's dense layers (:func:`dense_shapes`).
+    Every comparison word (smaller, more accurate, dominates) is chosen from the numbers in ``sa``.
+
+    Taught in: 00_speech_commands
+    """
+    from thinlab.teach import human_bytes
+
+    pts = {p["model"]: p for p in sa["points"]}
+    if target not in pts:
+        raise KeyError(f"{target!r} is not among the baselines {sorted(pts)}")
+    t, best = pts[target], pts[sa["best_per_kb"]]
+    top = pts[sa["most_accurate"]]
+    out = [f"Most accurate per byte in this run: the {best['model'].upper()}, {best['accuracy']:.1%} in "
+           f"{human_bytes(best['bytes'])} ({best['points per KB']:.3g} accuracy points per KB, against the {target.upper()}'s "
+           f"{t['points per KB']:.2g}); most accurate overall: the {top['model'].upper()} ({top['accuracy']:.1%}"
+           + (f" in {human_bytes(t['bytes'])})." if top["model"] == target else
+              f"); the {target.upper()}: {t['accuracy']:.1%} in {human_bytes(t['bytes'])}.")]
+    dom = sa["dominated_by"][target]
+    out.append(f"The {_names(dom)} {'is' if len(dom) == 1 else 'are'} both smaller than the {target.upper()} and at "
+               "least as accurate: this run gives no reason to ship the " + target.upper() + " as a keyword spotter."
+               if dom else f"No other baseline is both smaller and more accurate than the {target.upper()}.")
+    ratio = t["parameters"] / best["parameters"] if target != best["model"] else 1.0
+    wide = (", ".join(f"{q}×{r}" for q, r in target_shapes[:3]) + (" …" if len(target_shapes) > 3 else "")
+            if target_shapes else "")
+    most = sa["most_parameters"] == target
+    third = (f"it is the most over-parameterized: it has the most parameters ({t['parameters']:,}"
+             + (f", {ratio:.1f}x the {best['model'].upper()}'s" if target != best["model"] else "") + ")" if most else
+             f"it is heavily parameterized ({t['parameters']:,} parameters, though the "
+             f"{sa['most_parameters'].upper()} has more)")
+    out.append(
+        f"The course still starts from the {target.upper()} for three reasons, none of them that it is the best model: "
+        f"(1) it is the DeepThin paper's subject: the paper compresses the wide dense layers of acoustic models such as "
+        f"TFKaldi, and this network is built like them; (2) its wide dense layers{' (' + wide + ')' if wide else ''} are "
+        f"exactly what pruning and low-rank factorization act on; (3) {third}.")
+    if target != best["model"]:
+        d = 100 * (best["accuracy"] - t["accuracy"])
+        out.append(f"The pruning survey warns that pruning \"does not help as much as switching to a better "
+                   f"architecture\"; in this run, switching from the {target.upper()} to the {best['model'].upper()} "
+                   f"{'gains' if d > 0 else 'loses' if d < 0 else 'changes'} {abs(d):.1f} points of accuracy and "
+                   f"shrinks the model {t['bytes'] / best['bytes']:.1f}x before any compression. Keep these points in "
+                   "mind: a compressed DNN in the lessons that follow is worth its bytes only where it beats them.")
+    return " ".join(out)

@@ -1,0 +1,212 @@
+"""Teaching helpers the lessons share: predict-first cells, readable tables, honest interpretations,
+and design challenges with a leaderboard line.
+
+* :func:`predict` / :func:`reveal`: before a key result the student writes a guess in a cell
+  (``GUESS = ...``); ``predict`` records it, ``reveal`` compares it with what the run measured and
+  says by how much it was off (or that no guess was written).
+* :func:`table`: a results table formatted for reading – percentages, thousands separators, bytes in
+  KB / MB, a fixed number of digits – with empty columns (all missing or "not available") dropped.
+* :func:`interpret`: one sentence from a :class:`thinlab.stats.Comparison` that says which way a
+  comparison went, whether that is beyond the speaker-aware noise, and – when it went against the
+  lesson's expectation or within noise – the known reasons it can go either way. Nothing in it can be
+  contradicted by the numbers beside it: every word is chosen from them.
+* :func:`challenge`: the auto-check of a design challenge (a model under a size limit above an
+  accuracy bar) and its leaderboard line.
+
+Taught in: 00_speech_commands … 06_pipeline (every lesson's predict-first cells and tables)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_GUESSES: dict[str, dict] = {}
+
+
+def human_bytes(n) -> str:
+    """``1234`` → ``"1.2 KB"``, ``6_200_000`` → ``"6.2 MB"`` (decimal units, as the lessons' byte counts).
+
+    Taught in: 00_speech_commands
+    """
+    if n is None or (isinstance(n, float) and math.isnan(n)):
+        return ""
+    n = float(n)
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.{1 if abs(n) / scale < 100 else 0}f} {unit}"
+    return f"{n:,.0f} B"
+
+
+def predict(name: str, guess, *, question: str, unit: str = "") -> str:
+    """Record the student's guess for ``name`` before the result is computed; returns what was recorded.
+
+    ``guess`` is a number, a string (one of the answers the question offers) or ``None`` (no guess yet).
+
+    Taught in: 00_speech_commands … 06_pipeline
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string naming the prediction, got {name!r}")
+    _GUESSES[name] = dict(guess=guess, question=question, unit=unit)
+    if guess is None:
+        return (f"Predict first: {question} Write your guess in the cell above (replace None) before you run "
+                "the next cells; the lesson compares it with the run.")
+    shown = f"{guess:g}{unit}" if isinstance(guess, (int, float)) and not isinstance(guess, bool) else repr(guess)
+    return f"Your prediction is recorded: {question} → {shown}"
+
+
+def reveal(name: str, actual, *, fmt: str = "{:.3g}") -> str:
+    """Compare the guess recorded by :func:`predict` under ``name`` with ``actual`` (the run's value).
+
+    Taught in: 00_speech_commands … 06_pipeline
+    """
+    if name not in _GUESSES:
+        raise KeyError(f"no prediction named {name!r} was recorded; call teach.predict({name!r}, GUESS, "
+                       f"question=...) before the result (recorded: {sorted(_GUESSES)})")
+    g = _GUESSES[name]
+    unit = g["unit"]
+    shown = (fmt.format(actual) + unit) if isinstance(actual, (int, float, np.floating)) else repr(actual)
+    if g["guess"] is None:
+        return f"{g['question']} The run measured {shown}. (No guess was written: try predicting first next time.)"
+    guess = g["guess"]
+    if isinstance(guess, str) or isinstance(actual, str):
+        same = str(guess).strip().lower() == str(actual).strip().lower()
+        return (f"{g['question']} You said {guess!r}; the run says {shown}: "
+                + ("you were right." if same else "not what you expected – read on for why."))
+    err = float(actual) - float(guess)
+    rel = abs(err) / max(abs(float(actual)), 1e-12)
+    closeness = "spot on" if rel <= 0.05 else "close" if rel <= 0.25 else "far off"
+    return (f"{g['question']} You guessed {fmt.format(guess)}{unit}; the run measured {shown} "
+            f"({'+' if err >= 0 else '−'}{fmt.format(abs(err))}{unit} from your guess: {closeness}).")
+
+
+def _is_empty(col) -> bool:
+    vals = [v for v in col if not (v is None or (isinstance(v, float) and math.isnan(v)))]
+    return not vals or all(isinstance(v, str) and v.strip().lower() in ("", "not available", "n/a", "nan")
+                           for v in vals)
+
+
+def table(rows, *, percent=(), bytes_=(), integers=(), digits: int = 3, index=None):
+    """A pandas DataFrame of strings formatted for reading.
+
+    Parameters
+    ----------
+    rows : list of dicts or DataFrame
+    percent : columns holding fractions, shown as ``68.6 %``
+    bytes_ : columns holding byte counts, shown as ``6.2 MB``
+    integers : columns shown with thousands separators (``4,678,028``)
+    digits : significant digits of every other float
+    index : column(s) to use as the index (kept unformatted)
+
+    Columns with no value (all missing or "not available") are dropped.
+
+    Taught in: 00_speech_commands … 06_pipeline
+    """
+    import pandas as pd
+
+    df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    for name in (*percent, *bytes_, *integers):
+        if name not in df.columns and name != index:
+            raise KeyError(f"table(): no column {name!r} to format; columns are {list(df.columns)}")
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        col = df[c]
+        if _is_empty(col.tolist()):
+            continue
+        if c in percent:
+            out[c] = [f"{100 * v:.1f} %" if _num(v) else _blank(v) for v in col]
+        elif c in bytes_:
+            out[c] = [human_bytes(v) if _num(v) else _blank(v) for v in col]
+        elif c in integers:
+            out[c] = [f"{int(round(v)):,}" if _num(v) else _blank(v) for v in col]
+        elif col.map(lambda v: isinstance(v, (float, np.floating))).all():
+            out[c] = [f"{v:,.{digits}g}" if abs(v) < 10 ** digits else f"{v:,.0f}" if _num(v) else _blank(v)
+                      for v in col]
+        else:
+            out[c] = [_blank(v) if not _num(v) and not isinstance(v, str) else
+                      (f"{v:,}" if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v) for v in col]
+    if index is not None:
+        out = out.set_index(index)
+    return out
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and not math.isnan(v)
+
+
+def _blank(v) -> str:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def interpret(cmp, *, expected: str = "better", reasons=(), claim: str = "") -> str:
+    """One sentence about a :class:`thinlab.stats.Comparison` (``cmp.a`` against ``cmp.b``), from its numbers.
+
+    ``expected``: what the lesson's story predicts for ``a`` ("better", "worse" or "similar").
+    ``reasons``: known reasons the comparison can go either way, quoted when the run did not show the
+    expectation beyond noise. ``claim``: what is being compared, e.g. "gradual pruning against one-shot".
+
+    Taught in: 00_speech_commands … 06_pipeline
+    """
+    if expected not in ("better", "worse", "similar"):
+        raise ValueError(f"expected={expected!r}: use 'better', 'worse' or 'similar'")
+    what = claim or f"{cmp.a} against {cmp.b}"
+    way = "ahead" if cmp.diff > 0 else "behind" if cmp.diff < 0 else "level"
+    head = (f"{what}: {cmp.a} {cmp.acc_a:.3f} vs {cmp.b} {cmp.acc_b:.3f}, {cmp.a} {abs(100 * cmp.diff):.1f} points "
+            f"{way}" if way != "level" else f"{what}: both {cmp.acc_a:.3f}")
+    noise = (f" (95% paired interval over {cmp.n_speakers} speakers {100 * cmp.low:+.1f} to {100 * cmp.high:+.1f})")
+    if cmp.verdict == "within noise":
+        body = ": within noise, so this run cannot tell them apart"
+        agrees = expected == "similar"
+    else:
+        body = f": {cmp.a} is {cmp.verdict}, beyond noise"
+        agrees = cmp.verdict == expected
+    tail = ""
+    if not agrees:
+        tail = (" – not the expected outcome" if cmp.verdict != "within noise" else
+                " – the expected difference did not show here")
+        if reasons:
+            tail += ". It can go either way: " + "; ".join(reasons)
+    return head + noise + body + tail + "."
+
+
+@dataclass
+class Challenge:
+    """The outcome of a design challenge. Taught in: 01_pruning, 02_svd, 04_quantization, 06_pipeline"""
+
+    name: str
+    bytes: int
+    accuracy: float
+    size_limit: int
+    accuracy_bar: float
+    passed: bool = field(init=False)
+
+    def __post_init__(self):
+        self.passed = self.bytes <= self.size_limit and self.accuracy >= self.accuracy_bar
+
+    def text(self) -> str:
+        size_ok = "✓" if self.bytes <= self.size_limit else "✗"
+        acc_ok = "✓" if self.accuracy >= self.accuracy_bar else "✗"
+        return (f"{'✓ challenge met' if self.passed else '✗ not yet'}: {self.name}: {human_bytes(self.bytes)} "
+                f"({size_ok} limit {human_bytes(self.size_limit)}), accuracy {self.accuracy:.3f} "
+                f"({acc_ok} bar {self.accuracy_bar:.3f})")
+
+    def leaderboard(self, who: str = "you") -> str:
+        """``LEADERBOARD | name | who | bytes | accuracy | passed``: one line a class can collect and sort."""
+        return (f"LEADERBOARD | {self.name} | {who} | {self.bytes} | {self.accuracy:.4f} | "
+                f"{'pass' if self.passed else 'fail'}")
+
+
+def challenge(name: str, *, bytes_: int, accuracy: float, size_limit: int, accuracy_bar: float) -> Challenge:
+    """Check a design challenge: ``bytes_`` (from ``size_report``, never typed) under ``size_limit`` and
+    ``accuracy`` at or above ``accuracy_bar``.
+
+    Taught in: 01_pruning, 02_svd, 04_quantization, 06_pipeline
+    """
+    for label, v in (("bytes_", bytes_), ("size_limit", size_limit)):
+        if not _num(v) or v <= 0:
+            raise ValueError(f"{label}={v!r}: expected a positive byte count (e.g. size_report(model)['bytes'])")
+    for label, v in (("accuracy", accuracy), ("accuracy_bar", accuracy_bar)):
+        if not _num(v) or not 0 <= v <= 1:
+            raise ValueError(f"{label}={v!r}: expected a fraction between 0 and 1")
+    return Challenge(name, int(bytes_), float(accuracy), int(size_limit), float(accuracy_bar))
