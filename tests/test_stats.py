@@ -185,3 +185,13 @@ def test_paired_verdicts_average_seeds_and_judge_on_speakers():
     assert rows["narrow"]["low"] > 0 and rows["narrow"]["factor"] == 100
     with pytest.raises(ValueError, match="per-clip 'hits'"):
         paired_verdicts([{"method": "deepthin", "size_fraction": 0.1}])
+
+
+def test_points_text_never_prints_a_nonzero_bound_as_zero():
+    assert stats.points_text(0.047) == "+4.7" and stats.points_text(-0.012) == "-1.2"
+    assert stats.points_text(0.0004) == "+0.04" and stats.points_text(-0.00001) == "-0.001"
+    assert stats.points_text(0.0) == "+0.0"
+    c = stats.Comparison(a="A", b="B", acc_a=0.7504, acc_b=0.745, diff=0.0054, low=0.00004, high=0.011,
+                         verdict="better", n_clips=400, n_speakers=40)
+    assert c.bounds_text() == "+0.004 to +1.1"                  # not "+0.0 to +1.1" beside "A is better"
+    assert "(95% paired interval over 40 speakers +0.004 to +1.1): A is better" in c.text()

@@ -52,6 +52,10 @@ def test_table_formats_and_drops_empty_columns():
     with pytest.raises(KeyError, match="no column 'nope'"):
         teach.table(rows, percent=["nope"])
     assert isinstance(teach.table(pd.DataFrame(rows)), pd.DataFrame)
+    col = teach.table([dict(se=0.019), dict(se=0.010), dict(se=0.0336)])["se"].tolist()
+    assert col == ["0.019", "0.010", "0.034"]                                # one number of decimals per column
+    col = teach.table([dict(s=85.24), dict(s=104.4), dict(s=13.5)])["s"].tolist()
+    assert col == ["85", "104", "14"]                                        # 3 significant digits of the largest
 
 
 def _cmp(diff_sign: int, noise: bool):

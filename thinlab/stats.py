@@ -134,15 +134,34 @@ class Comparison:
     n_speakers: int
     level: float = LEVEL
 
+    def bounds_text(self) -> str:
+        """``-1.2 to +10.3`` (points). A bound that is not zero never prints as ``+0.0``: it gets the digits
+        it needs, so a "better" verdict never sits beside an interval that reads as touching zero."""
+        return f"{points_text(self.low)} to {points_text(self.high)}"
+
     def text(self) -> str:
         """``A 0.721 vs B 0.674: +4.7 points (95% interval −1.2 to +10.3): within noise``."""
         return (f"{self.a} {self.acc_a:.3f} vs {self.b} {self.acc_b:.3f}: {100 * self.diff:+.1f} points "
-                f"({self.level:.0%} paired interval over {self.n_speakers} speakers {100 * self.low:+.1f} to "
-                f"{100 * self.high:+.1f}): " + {"better": f"{self.a} is better", "worse": f"{self.a} is worse",
-                                                 "within noise": "within noise"}[self.verdict])
+                f"({self.level:.0%} paired interval over {self.n_speakers} speakers {self.bounds_text()}): "
+                + {"better": f"{self.a} is better", "worse": f"{self.a} is worse",
+                   "within noise": "within noise"}[self.verdict])
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def points_text(fraction: float) -> str:
+    """An accuracy difference in points with its sign, ``+4.7``; one decimal unless that would print a
+    non-zero value as ``±0.0`` (then as many as it takes, up to 4).
+
+    Taught in: 00_speech_commands
+    """
+    x = 100 * float(fraction)
+    for places in range(1, 5):
+        text = f"{x:+.{places}f}"
+        if x == 0 or float(text) != 0:
+            return text
+    return text
 
 
 def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str = "B", n_boot: int = N_BOOT,

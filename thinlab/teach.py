@@ -121,14 +121,23 @@ def table(rows, *, percent=(), bytes_=(), integers=(), digits: int = 3, index=No
         elif c in integers:
             out[c] = [f"{int(round(v)):,}" if _num(v) else _blank(v) for v in col]
         elif col.map(lambda v: isinstance(v, (float, np.floating))).all():
-            out[c] = [f"{v:,.{digits}g}" if abs(v) < 10 ** digits else f"{v:,.0f}" if _num(v) else _blank(v)
-                      for v in col]
+            places = _decimals([v for v in col if _num(v)], digits)   # one number of decimals per column
+            out[c] = [f"{v:,.{places}f}" if _num(v) else _blank(v) for v in col]
         else:
             out[c] = [_blank(v) if not _num(v) and not isinstance(v, str) else
                       (f"{v:,}" if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else v) for v in col]
     if index is not None:
         out = out.set_index(index)
     return out
+
+
+def _decimals(values, digits: int) -> int:
+    """Decimals that give the column's largest magnitude ``digits`` significant digits (``digits`` below 1),
+    so 0.019 and 0.010 line up instead of printing as 0.019 and 0.01."""
+    top = max((abs(float(v)) for v in values), default=0.0)
+    if top < 1:
+        return digits
+    return max(0, digits - 1 - int(math.floor(math.log10(top))))
 
 
 def _num(v) -> bool:
@@ -154,7 +163,7 @@ def interpret(cmp, *, expected: str = "better", reasons=(), claim: str = "") -> 
     way = "ahead" if cmp.diff > 0 else "behind" if cmp.diff < 0 else "level"
     head = (f"{what}: {cmp.a} {cmp.acc_a:.3f} vs {cmp.b} {cmp.acc_b:.3f}, {cmp.a} {abs(100 * cmp.diff):.1f} points "
             f"{way}" if way != "level" else f"{what}: both {cmp.acc_a:.3f}")
-    noise = (f" (95% paired interval over {cmp.n_speakers} speakers {100 * cmp.low:+.1f} to {100 * cmp.high:+.1f})")
+    noise = (f" (95% paired interval over {cmp.n_speakers} speakers {cmp.bounds_text()})")
     if cmp.verdict == "within noise":
         body = ": within noise, so this run cannot tell them apart"
         agrees = expected == "similar"

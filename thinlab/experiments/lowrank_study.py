@@ -390,7 +390,7 @@ def winner_sentence(w: dict) -> str:
     if c.diff == 0:
         return head + f"{_point(win)} and {_point(run)} tie{miss}."
     noise = ("beyond noise" if c.verdict == "better" else
-             f"within noise (paired interval {100 * c.low:+.1f} to {100 * c.high:+.1f} points)")
+             f"within noise (paired interval {c.bounds_text()} points)")
     return head + f"{w['winner']} wins: {_point(win)} against {_point(run)}, {noise}{miss}."
 
 

@@ -239,8 +239,7 @@ def targets_study(rows, hits_final, hits_teacher, speakers, *, n_classes: int, t
     lines.append(f"post-training only (no fine-tuning anywhere) the same {total:.1f}x loses {lost_post:+.1f} points")
     said = {"within noise": "the loss is within noise", "worse": "the loss is larger than noise",
             "better": "the compressed model is better beyond noise"}[vs.verdict]
-    lines.append(f"compressed vs teacher on the same {len(hits_final)} clips: paired interval {100 * vs.low:+.1f} to "
-                 f"{100 * vs.high:+.1f} points over {vs.n_speakers} speakers: {said}")
+    lines.append(f"compressed vs teacher on the same {len(hits_final)} clips: paired interval {vs.bounds_text()} points over {vs.n_speakers} speakers: {said}")
     chance = 1 / n_classes
     near = bool(acc0 < 2 * chance)
     if near:
