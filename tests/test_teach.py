@@ -56,6 +56,8 @@ def test_table_formats_and_drops_empty_columns():
     assert col == ["0.019", "0.010", "0.034"]                                # one number of decimals per column
     col = teach.table([dict(s=85.24), dict(s=104.4), dict(s=13.5)])["s"].tolist()
     assert col == ["85", "104", "14"]                                        # 3 significant digits of the largest
+    col = teach.table([dict(e=0.000123), dict(e=0.0000456)])["e"].tolist()
+    assert col == ["0.000123", "0.000046"]                                   # tiny errors do not print as 0.000
 
 
 def _cmp(diff_sign: int, noise: bool):

@@ -135,6 +135,10 @@ def _decimals(values, digits: int) -> int:
     """Decimals that give the column's largest magnitude ``digits`` significant digits (``digits`` below 1),
     so 0.019 and 0.010 line up instead of printing as 0.019 and 0.01."""
     top = max((abs(float(v)) for v in values), default=0.0)
+    if top == 0:
+        return digits
+    if top < 0.01:                  # tiny numbers (errors, step sizes): keep `digits` significant digits
+        return min(8, digits - 1 - int(math.floor(math.log10(top))))
     if top < 1:
         return digits
     return max(0, digits - 1 - int(math.floor(math.log10(top))))

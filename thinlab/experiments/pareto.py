@@ -381,7 +381,7 @@ def quant_points(teacher, ev: dict, *, methods, bits) -> list[dict]:
 
     rows = quant_sweep.sweep(teacher, lambda m: pl.accuracy(m, ev["X"], ev["y"]), methods=methods, bits=bits)
     return [{"method": f"quant: {r['method']}", "bytes": r["bytes"], "acc": r["accuracy"],
-             "detail": f"{r['bits']} bits", "family": family_of(r["method"])}
+             "detail": f"{r['bits']} bit{'s' * (r['bits'] != 1)}", "family": family_of(r["method"])}
             for r in rows]
 
 

@@ -392,7 +392,7 @@ def budget_choice(rows: list[dict], budgets) -> list[dict]:
             fit = [r for r in mine if r["bytes"] <= budget]
             best = max(fit, key=lambda r: (r["val_accuracy"], -r["bytes"])) if fit else None
             out.append({"budget": budget, "model": model, "fits": best is not None,
-                        "setting": f"{best['label']}, {best['bits']} bits" if best and best["method"] != "float32"
+                        "setting": f"{best['label']}, {best['bits']} bit{'s' * (best['bits'] != 1)}" if best and best["method"] != "float32"
                         else ("float32" if best else None),
                         "method": best and best["method"], "bits": best and best["bits"],
                         "bytes": best and best["bytes"], "val accuracy": best and best["val_accuracy"],
