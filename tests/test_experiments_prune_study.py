@@ -191,6 +191,10 @@ def test_best_under_budgets_and_winners_text():
     text = ps.winners_text(best)
     assert "under 10 bytes: no model fits" in text
     assert "under 600 bytes: b dense (400 bytes) scores 0.800, ahead of a 0.700" in text
+    tie = ps.best_under_budgets(rows + [{"model": "c", "sparsity": 0.0, "test accuracy": 0.8, "bytes": 450}], [600])
+    assert tie[0]["winner"] == "b"                                        # the smaller of two equal scores
+    assert ps.winners_text(tie).endswith("scores 0.800, level with c 0.800 (b is named for its fewer bytes), "
+                                         "ahead of a 0.700")               # never "ahead of c 0.800"
 
 
 def test_energy_text_words_follow_the_numbers():

@@ -107,3 +107,10 @@ def test_challenge_pass_fail_and_leaderboard():
     with pytest.raises(ValueError, match="between 0 and 1"):
         teach.challenge("x", bytes_=5, accuracy=1.5, size_limit=10, accuracy_bar=0.1)
     assert math.isclose(ok.accuracy, 0.8)
+
+
+def test_interpret_never_prints_a_nonzero_gap_as_zero_points():
+    c = stats.Comparison(a="gradual", b="one shot", acc_a=0.6904, acc_b=0.6900, diff=0.0004, low=-0.019, high=0.054,
+                         verdict="within noise", n_clips=86, n_speakers=7)
+    text = teach.interpret(c, expected="better")
+    assert "gradual 0.04 points ahead" in text and "0.0 points" not in text

@@ -141,7 +141,7 @@ class Comparison:
 
     def text(self) -> str:
         """``A 0.721 vs B 0.674: +4.7 points (95% interval −1.2 to +10.3): within noise``."""
-        return (f"{self.a} {self.acc_a:.3f} vs {self.b} {self.acc_b:.3f}: {100 * self.diff:+.1f} points "
+        return (f"{self.a} {self.acc_a:.3f} vs {self.b} {self.acc_b:.3f}: {points_text(self.diff)} points "
                 f"({self.level:.0%} paired interval over {self.n_speakers} speakers {self.bounds_text()}): "
                 + {"better": f"{self.a} is better", "worse": f"{self.a} is worse",
                    "within noise": "within noise"}[self.verdict])

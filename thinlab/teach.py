@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from thinlab import stats
+
 _GUESSES: dict[str, dict] = {}
 
 
@@ -165,7 +167,8 @@ def interpret(cmp, *, expected: str = "better", reasons=(), claim: str = "") -> 
         raise ValueError(f"expected={expected!r}: use 'better', 'worse' or 'similar'")
     what = claim or f"{cmp.a} against {cmp.b}"
     way = "ahead" if cmp.diff > 0 else "behind" if cmp.diff < 0 else "level"
-    head = (f"{what}: {cmp.a} {cmp.acc_a:.3f} vs {cmp.b} {cmp.acc_b:.3f}, {cmp.a} {abs(100 * cmp.diff):.1f} points "
+    gap = stats.points_text(abs(cmp.diff)).lstrip("+")      # never "0.0 points ahead" for a non-zero gap
+    head = (f"{what}: {cmp.a} {cmp.acc_a:.3f} vs {cmp.b} {cmp.acc_b:.3f}, {cmp.a} {gap} points "
             f"{way}" if way != "level" else f"{what}: both {cmp.acc_a:.3f}")
     noise = (f" (95% paired interval over {cmp.n_speakers} speakers {cmp.bounds_text()})")
     if cmp.verdict == "within noise":

@@ -402,8 +402,14 @@ def winners_text(best: list[dict], *, human=lambda b: f"{b:,} bytes") -> str:
             continue
         others = {m: a for m, a in r.items() if m not in ("budget", "winner", "test accuracy", "bytes", "sparsity")
                   and m != r["winner"] and a is not None}
-        vs = (", ahead of " + ", ".join(f"{m} {a:.3f}" for m, a in sorted(others.items(), key=lambda kv: -kv[1]))
-              if others else ", the only model that fits")
+        level = {m: a for m, a in others.items() if round(a, 3) >= round(r["test accuracy"], 3)}   # ties, as printed
+        behind = {m: a for m, a in others.items() if m not in level}
+        vs = "" if others else ", the only model that fits"
+        if level:
+            vs += (", level with " + ", ".join(f"{m} {a:.3f}" for m, a in level.items())
+                   + f" ({r['winner']} is named for its fewer bytes)")
+        if behind:
+            vs += ", ahead of " + ", ".join(f"{m} {a:.3f}" for m, a in sorted(behind.items(), key=lambda kv: -kv[1]))
         how = "dense" if not r["sparsity"] else f"pruned to sparsity {r['sparsity']:g}"
         lines.append(f"under {human(r['budget'])}: {r['winner']} {how} ({human(r['bytes'])}) scores "
                      f"{r['test accuracy']:.3f}{vs}")
