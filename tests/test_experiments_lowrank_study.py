@@ -223,3 +223,18 @@ def test_challenge_reference_passes_and_even_split_does_not():
     assert study.evaluate_plan(model, {"hidden.0": None}, score=score)["bytes"] == size_report(model).total_bytes
     with pytest.raises(TypeError, match="dict"):
         study.evaluate_plan(model, [8, 1], score=score)
+
+
+def test_challenge_when_spending_evenly_is_as_good_says_so_from_the_numbers():
+    model = _tiny("dnn")
+    hidden = ["hidden.0", "hidden.1"]
+
+    def score(m):       # every plan scores the same: no tolerance separates the reference from the even split
+        return 0.7
+    scan = study.layer_scan(model, [1, 2, 4, 8], layers=hidden, score=score)
+    fallback = {"hidden.0": None, "hidden.1": None}
+    t = study.challenge_targets(model, scan, layers=hidden, dense_val=0.7, tolerance=0.0, score=score,
+                                fallback=fallback)
+    assert t["accuracy_bar"] == t["reference"]["acc"] == 0.7
+    assert "scores 0.700, level with the reference" in t["note"] and "as well as" not in t["note"]
+    assert t["note"].endswith(f"the default below is {fallback}") and t["naive"]["plan"] == fallback

@@ -506,6 +506,9 @@ def challenge_targets(model, scan: list[dict], *, layers, dense_val: float, tole
     tol, ref, limit, naive = first
     alt = evaluate_plan(model, fallback, score=score) if fallback else naive
     return {"size_limit": limit, "accuracy_bar": ref["acc"], "reference": ref, "naive": alt, "tolerance": tol,
-            "note": (f"reference plan {ref['plan']} ({ref['acc']:.3f}); in this run one rank everywhere under the "
-                     f"limit scores {naive['acc'] if naive else float('nan'):.3f}, as well as the reference, so "
-                     "spending evenly works here" + (f"; the default below is {fallback}" if fallback else ""))}
+            "note": (f"reference plan {ref['plan']} ({ref['acc']:.3f}); " + (
+                f"in this run one rank everywhere under the limit ({naive['plan']}) scores {naive['acc']:.3f}, "
+                + ("above" if round(naive["acc"], 3) > round(ref["acc"], 3) else "level with")
+                + " the reference: spending evenly works here, so the bar is the reference's accuracy"
+                if naive else "no single rank for every layer fits the limit")
+                + (f"; the default below is {fallback}" if fallback else ""))}
