@@ -232,3 +232,19 @@ def test_finetune_study_over_seeds(tiny):
     assert ft["seeds"] == [0, 1] and r["verdict"] == r["comparison"]["verdict"]
     assert ("within noise" in r["sentence"]) == (r["verdict"] == "within noise")
     assert r["fine-tuned"] == pytest.approx(r["comparison"]["acc_a"])
+
+
+def test_budget_winner_follows_the_seeds_when_they_overturn_the_first_seed(tiny, monkeypatch):
+    _, _, lesson = tiny
+    n = len(lesson.ds.y_test)
+    hit = lambda k: np.arange(n) % k == 0                                      # noqa: E731
+    rows = [dict(model="a", method="q", label="q", bits=2, bytes=100, val_accuracy=0.9, accuracy=0.6, hits=hit(2)),
+            dict(model="b", method="q", label="q", bits=2, bytes=100, val_accuracy=0.9, accuracy=0.5, hits=hit(3))]
+    ch = qs.budget_choice(rows, [400])
+    seeded = {"a": np.stack([hit(2), np.zeros(n, bool), np.zeros(n, bool)]),   # seeds 1 and 2 of a collapse
+              "b": np.stack([hit(3), np.ones(n, bool), np.ones(n, bool)])}
+    monkeypatch.setattr(qs, "seed_hits", lambda lesson, name, **kw: seeded[name])
+    w = qs.budget_winners(ch, lesson, rows, seeds=[0, 1, 2])[0]
+    assert w["winner"] == "b" and w["runner_up"] == "a"                     # the seeds' mean decides
+    assert w["comparison"]["acc_a"] > w["comparison"]["acc_b"] and w["comparison"]["a"] == "B"
+    assert "the first seed alone had put the A first" in w["sentence"]

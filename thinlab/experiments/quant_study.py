@@ -438,7 +438,8 @@ def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> l
     """Per budget of :func:`budget_choice`: the model with the best test accuracy among those that fit,
     the runner-up, and – when two fit – their speaker-aware paired comparison over ``seeds`` (each
     model retrained per seed and stored with its chosen setting; hits averaged per clip) with a
-    computed sentence (:func:`thinlab.teach.interpret`).
+    computed sentence (:func:`thinlab.teach.interpret`). When the seeds' mean reverses the first seed's
+    order, the seeds decide: ``winner`` is the model with the higher mean, and the sentence says so.
 
     Rows ``{"budget", "winner", "runner_up", "fits", "comparison", "sentence", "n_seeds"}``.
     Taught in: 04_quantization
@@ -469,10 +470,16 @@ def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> l
                 hits.append(cache[key])
             a, b = fit[0]["model"].upper(), fit[1]["model"].upper()
             cmp = lesson.compare(hits[0], hits[1], a=a, b=b)
+            swapped = cmp.diff < 0          # the seeds overturn the first seed's order: the winner is the seeds'
+            if swapped:
+                a, b = b, a
+                cmp = lesson.compare(hits[1], hits[0], a=a, b=b)
+                row["winner"], row["runner_up"] = row["runner_up"], row["winner"]
             row["comparison"] = cmp.as_dict()
             row["sentence"] = (f"At {size} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, each model at its "
                                "validation-chosen setting) " + teach.interpret(
-                                   cmp, expected="better", claim=f"{a} against {b}"))
+                                   cmp, expected="better", claim=f"{a} against {b}")
+                               + (f" (the first seed alone had put the {b} first)" if swapped else ""))
         out.append(row)
     return out
 
