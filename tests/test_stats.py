@@ -195,3 +195,14 @@ def test_points_text_never_prints_a_nonzero_bound_as_zero():
                          verdict="better", n_clips=400, n_speakers=40)
     assert c.bounds_text() == "+0.004 to +1.1"                  # not "+0.0 to +1.1" beside "A is better"
     assert "(95% paired interval over 40 speakers +0.004 to +1.1): A is better" in c.text()
+
+
+def test_seed_averaged_ties_are_ties_not_rounding_noise():
+    from thinlab import teach
+    fa = np.tile([1 / 3, 2 / 3, 1.0], 30)                  # seed-averaged hits of 90 clips
+    fb = fa.copy()
+    fb[0::3] += 1e-16 * np.arange(1, 31)                    # the same scores, summed in another order
+    assert (fa != fb).any()
+    c = stats.paired_compare(fb, fa, np.repeat(np.arange(9), 10))
+    assert c.diff == 0.0 and c.low == 0.0 == c.high and c.verdict == "within noise"
+    assert "points ahead" not in teach.interpret(c) and "both 0.667" in teach.interpret(c)

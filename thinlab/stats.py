@@ -180,14 +180,18 @@ def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str 
                          "models scored on the same clips in the same order")
     ids = _clusters(speakers, len(ca))
     k = int(ids.max()) + 1
-    d = np.bincount(ids, weights=ca - cb, minlength=k)
+    per_clip = ca - cb                                   # (N,); seed-averaged fractions carry rounding noise
+    per_clip[np.abs(per_clip) < 1e-9] = 0.0              # equal per-clip scores are a tie, not a 1e-17 lead
+    d = np.bincount(ids, weights=per_clip, minlength=k)
     m = np.bincount(ids, minlength=k).astype(np.float64)
     W = _weights(k, n_boot, seed)
     boot = (W @ d) / np.maximum(W @ m, 1e-12)
     q = (1 - level) / 2
     lo, hi = float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "within noise"
-    return Comparison(a, b, float(ca.mean()), float(cb.mean()), float(ca.mean() - cb.mean()), lo, hi, verdict,
+    diff = float(per_clip.mean())
+    diff = 0.0 if abs(diff) < 1e-12 else diff
+    return Comparison(a, b, float(ca.mean()), float(cb.mean()), diff, lo, hi, verdict,
                       int(len(ca)), _n_speakers(speakers, len(ca)), level)
 
 
