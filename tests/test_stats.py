@@ -206,3 +206,13 @@ def test_seed_averaged_ties_are_ties_not_rounding_noise():
     c = stats.paired_compare(fb, fa, np.repeat(np.arange(9), 10))
     assert c.diff == 0.0 and c.low == 0.0 == c.high and c.verdict == "within noise"
     assert "points ahead" not in teach.interpret(c) and "both 0.667" in teach.interpret(c)
+
+
+def test_a_bound_that_ties_exactly_is_zero_so_the_verdict_is_within_noise():
+    # seed-averaged hits (multiples of 1/3): a speaker whose clips tie on balance sums to ±1e-17 in floating point
+    ca = np.array([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0, 1.0])
+    cb = np.array([2 / 3, 0.0, 1 / 3, 1.0, 2 / 3, 2 / 3])
+    spk = np.array([0, 0, 0, 1, 1, 1])                        # speaker 0 ties on balance, speaker 1 favours a
+    c = stats.paired_compare(ca, cb, spk, n_boot=400)
+    assert c.low == 0.0 and c.high > 0 and c.verdict == "within noise"
+    assert stats.points_text(-1e-17) == "+0.0" and c.bounds_text().startswith("+0.0 to +")
