@@ -3,7 +3,8 @@
 Everything is measured side by side in this run, interleaved round by round, and the figures are
 medians over the rounds (minima are printed beside them):
   deepthin_speedup_b{1,32}          dense X @ W / fused, whole network, all threads on both sides
-                                    (BLAS default for dense, ``threads=None`` for the fused FFTs)
+                                    (BLAS default for dense; the fused network as
+                                    :class:`thinlab.deepthin.FusedNetwork` with ``threads=None``)
   deepthin_speedup_b{1,32}_1t       the same with one thread on both sides
   deepthin_cost_per_param[_b1]      fused / dense float32 products that read as many parameters as
                                     the compressed layers (batch 32 / batch 1), each side at its
@@ -30,7 +31,7 @@ import time
 import numpy as np
 
 from benchmarks.common import auto_number, blas_controller, load_average, side_by_side_samples
-from thinlab.deepthin import FusedDeepThin, init_factors, plan_network, reconstruct
+from thinlab.deepthin import FusedDeepThin, FusedNetwork, init_factors, plan_network, reconstruct
 from thinlab.deepthin.fused import cpu_threads
 
 TFKALDI = {"in": (440, 2048), **{f"h{i}": (2048, 2048) for i in range(1, 6)}, "out": (2048, 6928)}
@@ -98,18 +99,18 @@ def run() -> dict[str, float]:
     plan = plan_network(TFKALDI, size_fraction=ALPHA)
     factors = factors_for(plan, rng)
     dense = [reconstruct(Xf, Wf, Q=Q, R=R).__rmatmul__ for Xf, Wf, Q, R in factors]
-    fused = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors]
-    fused_1t = [FusedDeepThin(Xf, Wf, Q=Q, R=R, threads=1) for Xf, Wf, Q, R in factors]
+    fused = FusedNetwork([FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors])
+    fused_1t = FusedNetwork([FusedDeepThin(Xf, Wf, Q=Q, R=R, threads=1) for Xf, Wf, Q, R in factors], threads=1)
     print(f"default layout: {describe(plan)}; {cpu_threads()} CPUs; load {load_average()}")
     for B in BATCHES:
         x = rng.standard_normal((B, 440), dtype=np.float32)
         ref = forward(dense, x)
-        err = float(np.abs(forward(fused, x) - ref).max() / np.abs(ref).max())
+        err = float(np.abs(fused(x) - ref).max() / np.abs(ref).max())
         assert err < 1e-3, f"fused forward differs from dense by {err:.2g} (relative)"
         params = param_matched(plan, B, rng)
-        fns = {"dense": lambda x=x: forward(dense, x), "fused": lambda x=x: forward(fused, x), "params": params,
+        fns = {"dense": lambda x=x: forward(dense, x), "fused": lambda x=x: fused(x), "params": params,
                "dense_1t": one_thread(lambda x=x: forward(dense, x)),
-               "fused_1t": one_thread(lambda x=x: forward(fused_1t, x)), "params_1t": one_thread(params)}
+               "fused_1t": one_thread(lambda x=x: fused_1t(x)), "params_1t": one_thread(params)}
         t = timed(fns, rounds=41 if B == 1 else 25)
         med = {k: v[0] for k, v in t.items()}
         tag = "" if B == 32 else "_b1"
@@ -122,8 +123,9 @@ def run() -> dict[str, float]:
         cpu = timed({k: fns[k] for k in ("dense_1t", "fused_1t", "params_1t")}, rounds=15, clock=time.thread_time)
         out[f"deepthin_cpu_speedup_b{B}_1t"] = cpu["dense_1t"][0] / cpu["fused_1t"][0]
         out[f"deepthin_cpu_cost_per_param{tag}_1t"] = cpu["fused_1t"][0] / cpu["params_1t"][0]
-        methods = ",".join(sorted({f.method_at(B) for f in fused}))
-        print(f"  batch {B:>2} (max rel. error {err:.1e}, fused method {methods}), median (min) ms:")
+        methods = ",".join(sorted({f.method_at(B) for f in fused.layers}))
+        print(f"  batch {B:>2} (max rel. error {err:.1e}, fused method {methods}, {fused.path_at(B)} path, "
+              f"{fused.threads_at(B) if fused.path_at(B) == 'compiled' else 1} thread(s)), median (min) ms:")
         for side in ("", "_1t"):
             d, f, p = (t[k + side] for k in ("dense", "fused", "params"))
             label = "all threads" if not side else "one thread"
@@ -137,11 +139,11 @@ def run() -> dict[str, float]:
     print("other layouts at the same size (all threads):")
     for name, kw in (("max", dict(rank="max")), ("aligned", dict(rank="max", layout="aligned"))):
         other = plan_network(TFKALDI, size_fraction=ALPHA, **kw)
-        layers = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(other, rng)]
+        net = FusedNetwork([FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(other, rng)])
         row = []
         for B in BATCHES:
             x = rng.standard_normal((B, 440), dtype=np.float32)
-            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, L=layers: forward(L, x),
+            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, net=net: net(x),
                        "params": param_matched(other, B, rng)}, rounds=11)
             out[f"deepthin_speedup_b{B}_{name}"] = t["dense"][0] / t["fused"][0]
             out[f"deepthin_cost_per_param_b{B}_{name}"] = t["fused"][0] / t["params"][0]
@@ -154,11 +156,11 @@ def run() -> dict[str, float]:
           + "; ".join(f"{k} {v}" for k, v in PAPER_QUOTE.items()))
     for alpha in PAPER_SIZES:
         p = plan_network(TFKALDI, size_fraction=alpha)
-        layers = [FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(p, rng)]
+        net = FusedNetwork([FusedDeepThin(Xf, Wf, Q=Q, R=R) for Xf, Wf, Q, R in factors_for(p, rng)])
         cells = []
         for B in BATCHES:
             x = rng.standard_normal((B, 440), dtype=np.float32)
-            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, L=layers: forward(L, x)}, rounds=11)
+            t = timed({"dense": lambda x=x: forward(dense, x), "fused": lambda x=x, net=net: net(x)}, rounds=11)
             out[f"deepthin_sweep_b{B}_f{alpha}"] = t["dense"][0] / t["fused"][0]
             cells.append(f"{t['dense'][0] / t['fused'][0]:8.2f}x")
         print(f"  {alpha:7.4f} {1 / alpha:6.0f}x {cells[0]} {cells[1]}", flush=True)

@@ -179,9 +179,13 @@ def _smooth(v: int) -> bool:
 def test_public_docstrings_name_the_lesson():
     import inspect
 
-    from thinlab.deepthin import _plan, fused, network, paper, relayout, solver
+    from thinlab.deepthin import _compiled, _plan, fused, fused_network, network, paper, relayout, solver
     missing = []
-    for module in (solver, network, relayout, fused, paper, _plan):
+    modules = [solver, network, relayout, fused, fused_network, paper, _plan, _compiled]
+    if _compiled.available():
+        from thinlab.deepthin import _kernel
+        modules.append(_kernel)
+    for module in modules:
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
                 continue

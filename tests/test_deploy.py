@@ -125,6 +125,9 @@ def test_fused_deepthin_forward_matches_torch(ds):
     assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
     with pytest.raises(deploy.DeployError, match="thinlab DNN"):
         deploy.fused_forward(_model("cnn", ds))
+    every = compress(_model("dnn", ds, hidden=(96, 64)), method="deepthin", size_fraction=0.1)   # out too:
+    ref = deploy.torch_logits(every, X)                                   # one FusedNetwork for the stack
+    assert np.abs(deploy.fused_forward(every)(X) - ref).max() <= 1e-4 * np.abs(ref).max()
 
 
 def test_deepthin_in_eval_mode_exports_and_runs_both_ways(ds, tmp_path):

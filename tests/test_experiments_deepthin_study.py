@@ -199,6 +199,20 @@ def test_timing_table_and_notes():
     assert len(study.timing_notes(paper, paper, [], caches={}, batches=(1, 32), threads=1)) == 5
 
 
+def test_timing_threads_note_follows_the_network_measurement():
+    """The threads sentence says whether the whole-network call measured that sharing rows pays."""
+    paper = [_trow(1, 1000.0, 100.0), _trow(32, 3200.0, 3200.0)]
+    tf = [_trow(1, 9000.0, 900.0, layer="all", path="layers", fused_threads=1),
+          _trow(32, 9e4, 9e3, layer="all", path="compiled", fused_threads=1)]
+    kept = study.timing_notes(paper, tf, [], caches={}, batches=(1, 32), threads=2)[-1]
+    assert "it measured that one thread was as fast, so it kept one" in kept
+    tf[1]["fused_threads"] = 2
+    split = study.timing_notes(paper, tf, [], caches={}, batches=(1, 32), threads=2)[-1]
+    assert "it measured that this pays at batch 32" in split and "kept one" not in split
+    one = study.timing_notes(paper, tf, [], caches={}, batches=(1, 32), threads=1)[-1]
+    assert one.endswith("so at one thread neither side could split its work.")
+
+
 @pytest.mark.parametrize("scale", [0.01, 0.3, 1.0, 3.0, 100.0])
 def test_timing_notes_never_contradict_their_numbers(scale):
     """At any speedup, every direction word in the notes is the one the numbers give."""

@@ -392,12 +392,14 @@ def onnx_runner(sess):
 def fused_forward(model: nn.Module):
     """``fn(X) -> logits`` for a thinlab DNN in numpy, its (unshuffled) DeepThin layers through
     :class:`thinlab.deepthin.FusedDeepThin` (W never built), every other layer as a dense product.
+    When every layer is DeepThin they run as one :class:`thinlab.deepthin.FusedNetwork` (from two
+    rows on, one compiled call for the whole stack where numba loads).
 
     Taught in: 07_deploy
     """
     from torch.nn.utils import parametrize
 
-    from thinlab.deepthin import FusedDeepThin
+    from thinlab.deepthin import FusedDeepThin, FusedNetwork
     from thinlab.nn.parametrizations import DeepThin
 
     if not all(hasattr(model, a) for a in ("hidden", "out", "norm", "time_pool")):
@@ -419,9 +421,14 @@ def fused_forward(model: nn.Module):
     p, F, M = model.time_pool, model.n_frames, model.n_mels
     f = (F // p) * p
 
+    net = (FusedNetwork([layer for layer, _ in layers], biases=[b for _, b in layers])   # ReLU between layers
+           if all(isinstance(layer, FusedDeepThin) for layer, _ in layers) else None)
+
     def fn(X):
         h = (X - mean) / std
         h = h[:, :f].reshape(len(X), f // p, p, M).mean(2).reshape(len(X), -1)   # (B, f/p · mels)
+        if net is not None:
+            return net(h)
         for i, (layer, b) in enumerate(layers):
             h = layer(h) + b
             if i < len(layers) - 1:

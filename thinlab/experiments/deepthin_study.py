@@ -557,11 +557,16 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
                if s["speedup"] <= 1 else
                f"Even so, its {s['Q'] * s['R']:,} multiply-adds per row cost more than the fused product's "
                f"combination of {s['stored_bytes'] // 4:,} stored numbers plus its correlation."))
+    nets = [r for r in tfkaldi_rows if r.get("path") == "compiled"]
+    split = [r for r in nets if r.get("fused_threads", 1) > 1]
     notes.append(
         f"Threads: both sides ran on {threads} thread(s). numpy's dense product splits one GEMM over them; the fused "
-        "product splits the FFTs of a batch's rows over them and leaves its GEMMs to the BLAS library"
+        "product splits a single layer's FFTs over a batch's rows, and a whole network (from batch 2 on: one "
+        "compiled call that runs every layer) gives each thread its own rows"
         + (", so at one thread neither side could split its work." if threads == 1 else
-           "; a single row gives the FFTs nothing to split."))
+           f"; it measured that this pays at batch {', '.join(str(r['batch']) for r in split)}" if split else
+           "; here it measured that one thread was as fast, so it kept one (the cores' caches and the BLAS "
+           "library's own waiting threads can eat the gain)."))
     return notes
 
 

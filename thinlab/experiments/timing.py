@@ -135,24 +135,26 @@ def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, thre
                 continue
             first = next(iter(built.values()))[0].shape[0]
             X = rng.standard_normal((B, first), dtype=np.float32)
+            net = deepthin.FusedNetwork([F for _, F, _ in built.values()], biases=[b for _, _, b in built.values()],
+                                        relu=[True] * len(built), threads=threads)
 
-            def stack(use_fused, X=X):
+            def stack(X=X):
                 h = X
-                for W, F, b in built.values():
-                    h = (F(h) if use_fused else h @ W) + b
+                for W, _, b in built.values():
+                    h = h @ W + b
                     np.maximum(h, 0, out=h)
                 return h
-            t = median_times({"dense": lambda: stack(False), "fused": lambda: stack(True)}, min_seconds=min_seconds,
-                              repeat=repeat)
-            ref = stack(False)
+            t = median_times({"dense": stack, "fused": lambda X=X: net(X)}, min_seconds=min_seconds, repeat=repeat)
+            ref = stack()
             rows.append({"layer": "all", "Q": first, "R": next(reversed(built.values()))[0].shape[1], "m": None,
                          "n": None, "r": None, "gcd": None, "batch": B,
                          "method": "+".join(sorted({F.method_at(B) for _, F, _ in built.values()})),
+                         "path": net.path_at(B), "fused_threads": net.threads_at(B) if net.path_at(B) == "compiled" else 1,
                          "dense_bytes": sum(4 * W.size for W, _, _ in built.values()),
                          "stored_bytes": sum(4 * F.Xf.size + 4 * F.Wf.size for _, F, _ in built.values()),
                          "dense_us": t["dense"] * 1e6, "fused_us": t["fused"] * 1e6,
                          "speedup": t["dense"] / t["fused"],
-                         "max_rel_diff": float(np.abs(stack(True) - ref).max() / max(np.abs(ref).max(), 1e-12))})
+                         "max_rel_diff": float(np.abs(net(X) - ref).max() / max(np.abs(ref).max(), 1e-12))})
     return rows
 
 
@@ -161,7 +163,8 @@ def inference_timing(model, *, batches=(1, 32), min_seconds: float = 0.05, repea
 
     For each DeepThin layer of ``model`` (and for all of them in sequence, with bias and ReLU, as
     ``"all"``) and each batch size: ``dense_us`` (numpy ``X @ W``, W rebuilt once beforehand),
-    ``fused_us`` (:class:`thinlab.deepthin.FusedDeepThin`, plan built beforehand), ``speedup`` =
+    ``fused_us`` (:class:`thinlab.deepthin.FusedDeepThin`, plan built beforehand; for ``"all"`` a
+    :class:`thinlab.deepthin.FusedNetwork`, with its ``path`` and ``fused_threads``), ``speedup`` =
     dense / fused, the layout (``m``, ``n``, ``r``, ``gcd`` = gcd(n, Q); None for ``"all"``), the
     bytes each side reads (``dense_bytes``, ``stored_bytes``), the fused method, and the largest
     relative difference of the outputs. BLAS and the fused FFTs run on ``threads`` threads
