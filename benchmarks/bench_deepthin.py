@@ -123,8 +123,8 @@ def run() -> dict[str, float]:
         cpu = timed({k: fns[k] for k in ("dense_1t", "fused_1t", "params_1t")}, rounds=15, clock=time.thread_time)
         out[f"deepthin_cpu_speedup_b{B}_1t"] = cpu["dense_1t"][0] / cpu["fused_1t"][0]
         out[f"deepthin_cpu_cost_per_param{tag}_1t"] = cpu["fused_1t"][0] / cpu["params_1t"][0]
-        methods = ",".join(sorted({f.method_at(B) for f in fused.layers}))
-        print(f"  batch {B:>2} (max rel. error {err:.1e}, fused method {methods}, {fused.path_at(B)} path, "
+        algorithms = ",".join(sorted({f.algorithm_at(B) for f in fused.layers}))
+        print(f"  batch {B:>2} (max rel. error {err:.1e}, fused algorithm {algorithms}, {fused.path_at(B)} path, "
               f"{fused.threads_at(B) if fused.path_at(B) == 'compiled' else 1} thread(s)), median (min) ms:")
         for side in ("", "_1t"):
             d, f, p = (t[k + side] for k in ("dense", "fused", "params"))

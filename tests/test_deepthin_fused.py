@@ -13,7 +13,7 @@ from thinlab.deepthin import (FusedDeepThin, deepthin_size, fused_matmul, fused_
 from thinlab.deepthin._plan import next_fast_len
 from thinlab.deepthin.paper import fused_matmul_paper, reuse_stats, segment_pairs
 
-METHODS = ("windows", "band", "fft", "toeplitz")
+ALGORITHMS = ("windows", "band", "fft", "toeplitz")
 
 
 def dense(X, Xf, Wf, Q, R):
@@ -56,8 +56,8 @@ def test_fused_equals_dense(layer, B, seed, single):
     X = rng.standard_normal(Q if single else (B, Q)).astype(np.float32)
     want = dense(X, Xf, Wf, Q, R)
     scale = np.abs(X).sum(axis=-1).max() * r * np.abs(Xf).max() * np.abs(Wf).max()   # bound on any |y|
-    for method in ("auto", *METHODS):
-        got = FusedDeepThin(Xf, Wf, Q=Q, R=R, method=method)(X)
+    for algorithm in ("auto", *ALGORITHMS):
+        got = FusedDeepThin(Xf, Wf, Q=Q, R=R, algorithm=algorithm)(X)
         assert got.shape == want.shape and got.dtype == np.float32
         close(got, want, scale)
     close(fused_matmul_paper(X, Xf, Wf, Q=Q, R=R), want, scale)
@@ -79,8 +79,8 @@ def test_fused_larger_layouts(Q, R, n, every_offset):
     Xf, Wf = init_factors(m, n, r, target_std=0.05, rng=rng)
     X = rng.standard_normal((4, Q)).astype(np.float32)
     want = dense(X, Xf, Wf, Q, R)
-    for method in METHODS:
-        plan = FusedDeepThin(Xf, Wf, Q=Q, R=R, method=method)
+    for algorithm in ALGORITHMS:
+        plan = FusedDeepThin(Xf, Wf, Q=Q, R=R, algorithm=algorithm)
         close(plan(X), want, np.abs(want).max())
         close(plan(X[1]), want[1], np.abs(want).max())
     assert (plan.n_classes_ == n // math.gcd(n, Q)) == every_offset
@@ -91,8 +91,8 @@ def test_fused_larger_layouts(Q, R, n, every_offset):
 def test_fused_exact_small():
     # W_aux = [[1, 10], [2, 20], [3, 30]] → W = [[1, 20], [10, 3], [2, 30]]
     Xf, Wf = np.array([[1.0], [2.0], [3.0]]), np.array([[1.0, 10.0]])
-    for method in METHODS:
-        plan = FusedDeepThin(Xf, Wf, Q=3, R=2, method=method)
+    for algorithm in ALGORITHMS:
+        plan = FusedDeepThin(Xf, Wf, Q=3, R=2, algorithm=algorithm)
         np.testing.assert_array_equal(plan(np.array([1.0, 1.0, 1.0])), [13.0, 53.0])
         np.testing.assert_array_equal(plan(np.array([[1.0, 0, 0], [0, 0, 1.0]])), [[1.0, 20.0], [2.0, 30.0]])
 
@@ -101,11 +101,11 @@ def test_fused_plan_shapes_and_choice():
     s = deepthin_size(2048, 2048, size_fraction=0.01)                    # coprime: every column its own class
     Xf, Wf = init_factors(s.m, s.n, s.r, target_std=0.05, rng=0)
     plan = FusedDeepThin(Xf, Wf, Q=2048, R=2048)
-    assert plan.n_classes_ == s.n == 1649 and plan.rows_per_column_ == 3 and plan.method_ == "fft"
+    assert plan.n_classes_ == s.n == 1649 and plan.rows_per_column_ == 3 and plan.algorithm_ == "fft"
     a = deepthin_size(2048, 2048, size_fraction=0.01, layout="aligned")  # n = Q: one class
     Xa, Wa = init_factors(a.m, a.n, a.r, target_std=0.05, rng=0)
     aligned = FusedDeepThin(Xa, Wa, Q=2048, R=2048)
-    assert aligned.n_classes_ == 1 and aligned.method_ == "windows"
+    assert aligned.n_classes_ == 1 and aligned.algorithm_ == "windows"
 
 
 def test_fused_returns_new_arrays_and_keeps_inputs():
@@ -113,8 +113,8 @@ def test_fused_returns_new_arrays_and_keeps_inputs():
     Xf, Wf = init_factors(12, 5, 2, target_std=1.0, rng=rng)
     X = rng.standard_normal((3, 6)).astype(np.float32)
     X0, Xf0, Wf0 = X.copy(), Xf.copy(), Wf.copy()
-    for method in METHODS:
-        plan = FusedDeepThin(Xf, Wf, Q=6, R=10, method=method)
+    for algorithm in ALGORITHMS:
+        plan = FusedDeepThin(Xf, Wf, Q=6, R=10, algorithm=algorithm)
         Y = plan(X)
         assert not np.shares_memory(Y, X) and not np.shares_memory(Y, plan.Xf)
     np.testing.assert_array_equal(X, X0), np.testing.assert_array_equal(Xf, Xf0), np.testing.assert_array_equal(Wf, Wf0)
@@ -128,8 +128,8 @@ def test_fused_bad_inputs():
         plan(np.ones((2, 5)))
     with pytest.raises(ValueError, match=r"got \(1, 2, 3\)"):
         plan(np.ones((1, 2, 3)))
-    with pytest.raises(ValueError, match=r"method='gpu' is not a fused method; use one of"):
-        FusedDeepThin(Xf, Wf, Q=3, R=4, method="gpu")
+    with pytest.raises(ValueError, match=r"algorithm='gpu' is not a fused-product algorithm; use one of"):
+        FusedDeepThin(Xf, Wf, Q=3, R=4, algorithm="gpu")
     with pytest.raises(ValueError, match=r"holds 12 elements but W of shape \(5, 3\) needs 15"):
         FusedDeepThin(Xf, Wf, Q=5, R=3)
     with pytest.raises(ValueError, match=r"Wf has shape \(3, 3\) but 2 rows were expected"):
@@ -212,10 +212,10 @@ def test_fused_plan_stores_about_the_parameters(Q, R, alpha, rank):
     plan = FusedDeepThin(Xf, Wf, Q=Q, R=R)
     stored = plan.G_.size + (2 * plan.fft_["spectra"].size if hasattr(plan, "fft_") else 0)
     assert stored <= 2 * (s.m + 2 * R + Q + s.n) * s.r < Q * R / 4
-    for B in (1, 32):                                                # the method the cost model picks exists
-        assert plan.method_at(B) in ("windows", "band", "fft", "toeplitz")
+    for B in (1, 32):                                                # the algorithm the cost model picks exists
+        assert plan.algorithm_at(B) in ("windows", "band", "fft", "toeplitz")
         cost = plan.cost_ns(B)
-        assert plan.method_at(B) == min(cost, key=cost.get) or plan.contract_ == "gemm2"
+        assert plan.algorithm_at(B) == min(cost, key=cost.get) or plan.contract_ == "gemm2"
 
 
 def test_fused_chained_layers_and_threads():
@@ -253,8 +253,8 @@ def test_fused_non_finite_input_gives_non_finite_rows_only():
     Xf, Wf = init_factors(20, 7, 2, target_std=1.0, rng=0)
     X = np.ones((3, 10), dtype=np.float32)
     X[1, 4] = np.nan
-    for method in METHODS:
-        Y = FusedDeepThin(Xf, Wf, Q=10, R=14, method=method)(X)
+    for algorithm in ALGORITHMS:
+        Y = FusedDeepThin(Xf, Wf, Q=10, R=14, algorithm=algorithm)(X)
         assert np.isfinite(Y[[0, 2]]).all() and not np.isfinite(Y[1]).all()
 
 
@@ -368,14 +368,14 @@ def test_layer_and_torch_timing_rows():
 
 def test_fused_toeplitz_is_auto_choice_at_batch_32_and_exact():
     """The TFKaldi hidden layer at α = 1/100 (default layout, r = 1, gcd(n, Q) = 1): the cost model
-    keeps a one-row method at batch 1 and picks the chunked Toeplitz GEMM at batch 32; both equal
+    keeps a one-row algorithm at batch 1 and picks the chunked Toeplitz GEMM at batch 32; both equal
     X @ W, including r > 1 and the chunk boundaries (Q + n − 1 shifts, not a multiple of L)."""
     from thinlab.deepthin.fused import TOEPLITZ_CHUNK
     rng = np.random.default_rng(5)
     s = deepthin_size(2048, 2048, size_fraction=0.01, rank=1)
     Xf, Wf = init_factors(s.m, s.n, s.r, target_std=0.05, rng=rng)
     plan = FusedDeepThin(Xf, Wf, Q=2048, R=2048)
-    assert plan.method_at(1) != "toeplitz" and plan.method_at(32) == "toeplitz"
+    assert plan.algorithm_at(1) != "toeplitz" and plan.algorithm_at(32) == "toeplitz"
     X = rng.standard_normal((32, 2048)).astype(np.float32)
     want = dense(X, Xf, Wf, 2048, 2048)
     close(plan(X), want, np.abs(want).max())
@@ -385,4 +385,4 @@ def test_fused_toeplitz_is_auto_choice_at_batch_32_and_exact():
         Xf, Wf = init_factors(-(-Q * R // n), n, r, target_std=0.1, rng=rng)
         X = rng.standard_normal((9, Q)).astype(np.float32)
         want = dense(X, Xf, Wf, Q, R)
-        close(FusedDeepThin(Xf, Wf, Q=Q, R=R, method="toeplitz")(X), want, np.abs(want).max())
+        close(FusedDeepThin(Xf, Wf, Q=Q, R=R, algorithm="toeplitz")(X), want, np.abs(want).max())

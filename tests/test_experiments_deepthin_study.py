@@ -177,7 +177,7 @@ def test_tables():
 
 def _trow(batch, dense_us, fused_us, layer="x", Q=2048, R=2048, **kw):
     return {"batch": batch, "layer": layer, "Q": Q, "R": R, "dense_bytes": 4 * Q * R, "stored_bytes": 40_000,
-            "dense_us": dense_us, "fused_us": fused_us, "speedup": dense_us / fused_us, "method": "fft", **kw}
+            "dense_us": dense_us, "fused_us": fused_us, "speedup": dense_us / fused_us, "algorithm": "fft", **kw}
 
 
 def test_timing_table_and_notes():

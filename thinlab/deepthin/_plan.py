@@ -154,7 +154,7 @@ def fft_plan(Wf: np.ndarray, plan: dict, Q: int) -> dict:
     return dict(N=N, g=g, spectra=np.ascontiguousarray(spectra.T), rows=rows, view=view)
 
 
-def estimate_ns(method: str, *, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -> float:
+def estimate_ns(algorithm: str, *, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -> float:
     """Rough one-thread time model (ns for a batch of B rows: correlation and read-out; the
     combination is the same for all three) used to pick the correlation method. Constants fitted
     to one-thread CPU-time measurements of TFKaldi- and lesson-sized layers on a 2-core AVX-512
@@ -162,10 +162,10 @@ def estimate_ns(method: str, *, Q: int, n: int, r: int, A: int, P: int, N: int, 
 
     Taught in: 03_deepthin
     """
-    if method == "windows":     # A·P small GEMMs (r, n) @ (n, B) on copied windows of the input
+    if algorithm == "windows":     # A·P small GEMMs (r, n) @ (n, B) on copied windows of the input
         return 600.0 * A * P + 0.03 * B * A * P * n * r + 1.0 * B * A * P * n + 4000.0
-    if method == "band":        # one GEMM (2·A·r, n) @ (n, (P + 1)·B), the blocks copied in, a shifted add
+    if algorithm == "band":        # one GEMM (2·A·r, n) @ (n, (P + 1)·B), the blocks copied in, a shifted add
         return 0.015 * 2 * A * r * n * (P + 1) * B + 0.5 * B * ((P + 1) * n + A * r * P) + 7000.0
-    if method == "fft":         # rfft of each row, r inverse FFTs of length N (faster per row in a batch), read-out
+    if algorithm == "fft":         # rfft of each row, r inverse FFTs of length N (faster per row in a batch), read-out
         return (0.16 + 0.25 / B) * B * (r + 1) * N * np.log2(N) + 0.5 * B * A * r * P * (1 + (r > 1)) + 14000.0
-    raise ValueError(f"method={method!r} is not one of 'windows', 'band', 'fft'")
+    raise ValueError(f"algorithm={algorithm!r} is not one of 'windows', 'band', 'fft'")

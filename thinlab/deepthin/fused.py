@@ -67,10 +67,10 @@ import scipy.fft as sfft
 from thinlab.deepthin import _plan
 from thinlab.deepthin.relayout import _check_room, _checked_factors
 
-METHODS = ("auto", "windows", "band", "fft", "toeplitz")
-#: largest band matrix (floats) the "band" method may precompute
+ALGORITHMS = ("auto", "windows", "band", "fft", "toeplitz")
+#: largest band matrix (floats) the "band" algorithm may precompute
 BAND_LIMIT = 1 << 22
-#: consecutive shifts per chunk of the "toeplitz" method (one small GEMM per chunk): measured
+#: consecutive shifts per chunk of the "toeplitz" algorithm (one small GEMM per chunk): measured
 #: fastest between 8 and 32 on the TFKaldi layers at batch 32; the work grows as (n + L − 1)/n
 TOEPLITZ_CHUNK = 12
 #: smallest batch whose FFTs are spread over several threads
@@ -103,8 +103,9 @@ class FusedDeepThin:
     Wf : array (r, n)
     Q, R : int
         Shape of W (needs m·n ≥ Q·R).
-    method : {"auto", "windows", "band", "fft", "toeplitz"}
-        How the segment dot products c_k[s] are computed (see the module docstring):
+    algorithm : {"auto", "windows", "band", "fft", "toeplitz"}
+        How the segment dot products c_k[s] are computed – a strategy of this kernel, not a
+        compression method: each gives the same Y (see the module docstring):
         ``"fft"`` one FFT correlation per row; ``"band"`` one GEMM of the input blocks against
         W^f's two banded halves; ``"toeplitz"`` every shift directly, one small GEMM per chunk of
         L consecutive shifts on a view of the input; ``"windows"`` one small GEMM per (class,
@@ -116,8 +117,9 @@ class FusedDeepThin:
 
     Attributes
     ----------
-    method_ : str
-        The method used for a single input row (:meth:`method_at` gives it for any batch).
+    algorithm_ : str
+        The correlation algorithm used for a single input row (:meth:`algorithm_at` gives it for any
+        batch).
     contract_ : str
         The combination: ``"matmul"`` (a GEMM per class), ``"einsum"`` (≤ 4 columns per class)
         or ``"gemm2"`` (n | Q: two GEMMs).
@@ -139,14 +141,14 @@ class FusedDeepThin:
     Taught in: 03_deepthin
     """
 
-    def __init__(self, Xf, Wf, *, Q: int, R: int, method: str = "auto", threads: int | None = None):
+    def __init__(self, Xf, Wf, *, Q: int, R: int, algorithm: str = "auto", threads: int | None = None):
         self.Xf, self.Wf, self.Q, self.R = _checked_factors(Xf, Wf, Q, R)
-        if method not in METHODS:
-            raise ValueError(f"method={method!r} is not a fused method; use one of {METHODS}")
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm={algorithm!r} is not a fused-product algorithm; use one of {ALGORITHMS}")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                     or threads < 1):
             raise ValueError(f"threads={threads!r} must be None (every CPU) or a whole number ≥ 1")
-        self.method, self.threads = method, threads
+        self.algorithm, self.threads = algorithm, threads
         self._chosen: dict[int, str] = {}
         (m, r), n = self.Xf.shape, self.Wf.shape[1]
         _check_room(m, n, self.Q, self.R)
@@ -159,8 +161,8 @@ class FusedDeepThin:
         self.n_classes_, self.rows_per_column_, self.offsets_ = A, P, plan["offsets"]
         self._sizes = dict(Q=self.Q, n=n, r=r, A=A, P=P, N=_plan.next_fast_len(max(self.Q + n - 1, P * n)))
         self.aligned_ = self.Q % n == 0                              # n | Q: one class, offset 0
-        if self.aligned_ and method in ("auto", "windows"):          # column j = W_aux rows j·P … j·P + P − 1
-            self.contract_, self.out_index_, self.method_ = "gemm2", None, "windows"
+        if self.aligned_ and algorithm in ("auto", "windows"):          # column j = W_aux rows j·P … j·P + P − 1
+            self.contract_, self.out_index_, self.algorithm_ = "gemm2", None, "windows"
             G = self.Xf[: self.R * P].reshape(self.R, P * r)         # (R·P, r) → (R, P·r)
             self.G_ = np.ascontiguousarray(G.T)                      # (P·r, R)
             return
@@ -171,12 +173,12 @@ class FusedDeepThin:
         self.G_ = _plan.gather_xf(self.Xf, plan, classes_last=self.contract_ == "einsum")
         out_index = plan["slot"] * A + plan["cls"]                   # row of Y^T (matmul) / column of Y (einsum)
         self.out_index_ = None if np.array_equal(out_index, np.arange(self.R)) else out_index
-        self.method_ = self.method_at(1)
+        self.algorithm_ = self.algorithm_at(1)
 
-    # ------------------------------------------------------------------ choosing a method
+    # ------------------------------------------------------------------ choosing an algorithm
 
     def cost_ns(self, batch: int = 1) -> dict:
-        """Estimated ns of each correlation method for ``batch`` rows (``inf``: band matrix too large).
+        """Estimated ns of each correlation algorithm for ``batch`` rows (``inf``: band matrix too large).
 
         Taught in: 03_deepthin
         """
@@ -187,15 +189,15 @@ class FusedDeepThin:
         cost["toeplitz"] = toeplitz_ns(B=batch, **s)
         return cost
 
-    def method_at(self, batch: int) -> str:
-        """The correlation method used for a batch of ``batch`` rows.
+    def algorithm_at(self, batch: int) -> str:
+        """The correlation algorithm used for a batch of ``batch`` rows.
 
         Taught in: 03_deepthin
         """
         if self.contract_ == "gemm2":
             return "windows"
-        if self.method != "auto":
-            return self.method
+        if self.algorithm != "auto":
+            return self.algorithm
         if batch not in self._chosen:                                # the cost model, once per batch size
             cost = self.cost_ns(batch)
             self._chosen[batch] = min(cost, key=cost.get)
@@ -213,7 +215,7 @@ class FusedDeepThin:
 
     @property
     def toeplitz_(self) -> dict:
-        """The ``"toeplitz"`` method's plan, built on first use: ``T`` (r·L, L + n − 1) with
+        """The ``"toeplitz"`` algorithm's plan, built on first use: ``T`` (r·L, L + n − 1) with
         T[(k, l), v] = W^f[k, v − l] (0 where v − l is outside [0, n)), ``rows`` of the zero-padded
         input, ``chunks`` and ``index`` (A·r·P,): the row of the (chunks·r·L, B) result holding
         c_k[p·n − o_a] for class a, rank k, segment p (the classes' order of :attr:`G_`).
@@ -323,20 +325,20 @@ class FusedDeepThin:
             C = np.ascontiguousarray(X).reshape(B * P, n) @ self.Wf.T   # (B, Q) → (B·P, n); → (B·P, r)
             Y = C.reshape(B, P * r) @ self.G_                        # (B·P, r) → (B, P·r); @ (P·r, R) → (B, R)
             return Y[0] if single else Y
-        method = self.method_at(B)
+        algo = self.algorithm_at(B)
         if self.contract_ == "matmul":                               # batch last: Y^T = G @ C per class
             XT = X.T                                                 # (Q, B), a view
-            C = (self._fft_rows_last(XT) if method == "fft" else self._toeplitz_values(XT) if method == "toeplitz"
-                 else self._band_values(XT) if method == "band" else self._windows_values(XT))   # (A, r·P, B)
+            C = (self._fft_rows_last(XT) if algo == "fft" else self._toeplitz_values(XT) if algo == "toeplitz"
+                 else self._band_values(XT) if algo == "band" else self._windows_values(XT))   # (A, r·P, B)
             A, T = self.n_classes_, self.G_.shape[1]
             YT = np.empty((T * A, B), dtype=np.float32)              # row j = slot·A + class of column j
             np.matmul(self.G_, C, out=YT.reshape(T, A, B).transpose(1, 0, 2))   # (A, T, B) view of (T, A, B)
             return YT[: self.R, 0] if single else YT[: self.R].T     # (B, R), Fortran order
-        if method == "fft":                                          # einsum: Y[b, t, a] = Σ_kp C·G
+        if algo == "fft":                                            # einsum: Y[b, t, a] = Σ_kp C·G
             C = self._fft_classes_last(X)                            # (B, r, P, A)
         else:
-            C = (self._toeplitz_values(X.T) if method == "toeplitz" else
-                 self._band_values(X.T) if method == "band" else self._windows_values(X.T))   # (A, r·P, B)
+            C = (self._toeplitz_values(X.T) if algo == "toeplitz" else
+                 self._band_values(X.T) if algo == "band" else self._windows_values(X.T))   # (A, r·P, B)
             C = C.reshape(self.n_classes_, r, P, B).transpose(3, 1, 2, 0)   # → (B, r, P, A) view
         Y = np.einsum("bkpa,tkpa->bta", C, self.G_).reshape(B, -1)  # (B, T, A) → (B, T·A)
         Y = Y[:, self.out_index_] if self.out_index_ is not None else np.ascontiguousarray(Y)   # → (B, R)
@@ -356,7 +358,7 @@ def toeplitz_ns(*, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -
             + 0.3 * B * A * r * P + 5.0 * A * r * P + 6000.0)
 
 
-def fused_matmul(X, Xf, Wf, *, Q: int, R: int, method: str = "auto") -> np.ndarray:
+def fused_matmul(X, Xf, Wf, *, Q: int, R: int, algorithm: str = "auto") -> np.ndarray:
     """``X @ reconstruct(Xf, Wf, Q=Q, R=R)`` without building W (one-off; keep a
     :class:`FusedDeepThin` to reuse its plan).
 
@@ -372,7 +374,7 @@ def fused_matmul(X, Xf, Wf, *, Q: int, R: int, method: str = "auto") -> np.ndarr
 
     Taught in: 03_deepthin
     """
-    return FusedDeepThin(Xf, Wf, Q=Q, R=R, method=method)(X)
+    return FusedDeepThin(Xf, Wf, Q=Q, R=R, algorithm=algorithm)(X)
 
 
 def fused_matmul_reference(X, Xf, Wf, *, Q: int, R: int) -> np.ndarray:

@@ -227,10 +227,10 @@ def whole_model_factor(runs: list[dict]) -> dict:
 
     Taught in: 03_deepthin
     """
-    dense = next(r["total_bytes"] for r in runs if r["method"] == "dense")
+    dense = next(r["total_bytes"] for r in runs if r["method"] == compare.REFERENCE)
     groups: dict = {}
     for r in runs:
-        if r["method"] != "dense":
+        if r["method"] != compare.REFERENCE:
             groups.setdefault(f"{r['method']} 1/{round(1 / r['size_fraction'])}", []).append(dense / r["total_bytes"])
     return {k: float(np.mean(v)) for k, v in groups.items()}
 
@@ -433,7 +433,7 @@ def timing_table(where: dict) -> list[dict]:
     """
     return [{"what": k, "batch": r["batch"], "dense weights": r["dense_bytes"], "stored": r["stored_bytes"],
              "dense µs": float(r["dense_us"]), "fused µs": float(r["fused_us"]), "speedup": float(r["speedup"]),
-             "method": r["method"]} for k, rows in where.items() for r in rows]
+             "algorithm": r["algorithm"]} for k, rows in where.items() for r in rows]
 
 
 def accuracy_table(summary: list[dict], methods) -> list[dict]:

@@ -127,7 +127,7 @@ def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, thre
                 n, r = F.Wf.shape[1], F.Wf.shape[0]
                 m = F.Xf.shape[0]
                 rows.append({"layer": name, "Q": W.shape[0], "R": W.shape[1], "m": m, "n": n, "r": r,
-                             "gcd": math.gcd(n, W.shape[0]), "batch": B, "method": F.method_at(B),
+                             "gcd": math.gcd(n, W.shape[0]), "batch": B, "algorithm": F.algorithm_at(B),
                              "dense_bytes": 4 * W.size, "stored_bytes": 4 * (m + n) * r,
                              "dense_us": t["dense"] * 1e6, "fused_us": t["fused"] * 1e6,
                              "speedup": t["dense"] / t["fused"], "max_rel_diff": diff})
@@ -148,7 +148,7 @@ def _time_layers(layers: dict, *, batches, min_seconds: float, repeat: int, thre
             ref = stack()
             rows.append({"layer": "all", "Q": first, "R": next(reversed(built.values()))[0].shape[1], "m": None,
                          "n": None, "r": None, "gcd": None, "batch": B,
-                         "method": "+".join(sorted({F.method_at(B) for _, F, _ in built.values()})),
+                         "algorithm": "+".join(sorted({F.algorithm_at(B) for _, F, _ in built.values()})),
                          "path": net.path_at(B), "fused_threads": net.threads_at(B) if net.path_at(B) == "compiled" else 1,
                          "dense_bytes": sum(4 * W.size for W, _, _ in built.values()),
                          "stored_bytes": sum(4 * F.Xf.size + 4 * F.Wf.size for _, F, _ in built.values()),
