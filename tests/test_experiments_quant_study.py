@@ -248,3 +248,23 @@ def test_budget_winner_follows_the_seeds_when_they_overturn_the_first_seed(tiny,
     assert w["winner"] == "b" and w["runner_up"] == "a"                     # the seeds' mean decides
     assert w["comparison"]["acc_a"] > w["comparison"]["acc_b"] and w["comparison"]["a"] == "B"
     assert "the first seed alone had put the A first" in w["sentence"]
+
+
+def test_budget_winner_runs_every_fitting_model_on_the_seeds(tiny, monkeypatch):
+    """A third model, last on the first seed, wins when the seeds' mean puts it first."""
+    _, _, lesson = tiny
+    n = len(lesson.ds.y_test)
+    hit = lambda k: np.arange(n) % k == 0                                      # noqa: E731
+    rows = [dict(model=m, method="q", label="q", bits=2, bytes=100 + i, val_accuracy=0.9, accuracy=acc, hits=hit(k))
+            for i, (m, acc, k) in enumerate([("a", 0.6, 2), ("b", 0.5, 3), ("c", 0.3, 4)])]
+    ch = qs.budget_choice(rows, [400])
+    seeded = {"a": np.stack([hit(2), hit(5), hit(5)]), "b": np.stack([hit(3), hit(5), hit(5)]),
+              "c": np.stack([hit(4), np.ones(n, bool), np.ones(n, bool)])}
+    calls = []
+    monkeypatch.setattr(qs, "seed_hits", lambda lesson, name, **kw: calls.append(name) or seeded[name])
+    w = qs.budget_winners(ch, lesson, rows, seeds=[0, 1, 2])[0]
+    assert sorted(calls) == ["a", "b", "c"]                                 # every fitting model, once
+    assert (w["winner"], w["runner_up"]) == ("c", "a") and w["comparison"]["a"] == "C"
+    assert w["comparison"]["acc_a"] == pytest.approx(seeded["c"].mean())
+    assert "the first seed alone had put the A first" in w["sentence"]
+

@@ -435,11 +435,13 @@ REASONS = ("the setting of each model is chosen on the validation speakers, so i
 
 
 def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> list[dict]:
-    """Per budget of :func:`budget_choice`: the model with the best test accuracy among those that fit,
-    the runner-up, and – when two fit – their speaker-aware paired comparison over ``seeds`` (each
-    model retrained per seed and stored with its chosen setting; hits averaged per clip) with a
-    computed sentence (:func:`thinlab.teach.interpret`). When the seeds' mean reverses the first seed's
-    order, the seeds decide: ``winner`` is the model with the higher mean, and the sentence says so.
+    """Per budget of :func:`budget_choice`: among the models that fit (each at its validation-chosen
+    setting, retrained per seed in ``seeds`` and stored with that setting; hits averaged per clip), the
+    winner is the one with the highest mean test accuracy over the seeds (ties: the fewer bytes), the
+    runner-up the next, and their speaker-aware paired comparison comes with a computed sentence
+    (:func:`thinlab.teach.interpret`). Every fitting model is run on every seed, so a model behind on
+    the first seed can still win; when the first seed alone would have named another model, the
+    sentence says so.
 
     Rows ``{"budget", "winner", "runner_up", "fits", "comparison", "sentence", "n_seeds"}``.
     Taught in: 04_quantization
@@ -449,37 +451,33 @@ def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> l
     first = {(r["model"], r["method"], r["bits"]): r["hits"] for r in rows}
     seeds, cache, out = list(seeds), {}, []
     for budget in dict.fromkeys(c["budget"] for c in choices):
-        fit = sorted((c for c in choices if c["budget"] == budget and c["fits"]),
-                     key=lambda c: -c["test accuracy"])
-        row = {"budget": budget, "winner": fit[0]["model"] if fit else None,
-               "runner_up": fit[1]["model"] if len(fit) > 1 else None, "fits": [c["model"] for c in fit],
+        fit = [c for c in choices if c["budget"] == budget and c["fits"]]
+        row = {"budget": budget, "winner": None, "runner_up": None, "fits": [c["model"] for c in fit],
                "comparison": None, "n_seeds": len(seeds)}
         size = teach.human_bytes(budget)
         if not fit:
             row["sentence"] = f"At {size} no model fits, even at its fewest bits."
         elif len(fit) == 1:
+            row["winner"] = fit[0]["model"]
             row["sentence"] = (f"At {size} only the {fit[0]['model'].upper()} fits ({fit[0]['setting']}, "
                                f"{teach.human_bytes(fit[0]['bytes'])}): test accuracy {fit[0]['test accuracy']:.3f}.")
         else:
-            hits = []
-            for c in fit[:2]:
+            for c in fit:
                 key = (c["model"], c["method"], c["bits"])
                 if key not in cache:
                     cache[key] = seed_hits(lesson, c["model"], method=c["method"], bits=c["bits"], seeds=seeds,
                                            first=first.get(key))
-                hits.append(cache[key])
-            a, b = fit[0]["model"].upper(), fit[1]["model"].upper()
-            cmp = lesson.compare(hits[0], hits[1], a=a, b=b)
-            swapped = cmp.diff < 0          # the seeds overturn the first seed's order: the winner is the seeds'
-            if swapped:
-                a, b = b, a
-                cmp = lesson.compare(hits[1], hits[0], a=a, b=b)
-                row["winner"], row["runner_up"] = row["runner_up"], row["winner"]
+            hits = {c["model"]: cache[(c["model"], c["method"], c["bits"])] for c in fit}
+            ranked = sorted(fit, key=lambda c: (-float(np.mean(hits[c["model"]])), c["bytes"]))   # the seeds decide
+            leader = max(fit, key=lambda c: c["test accuracy"])["model"]                         # the first seed's
+            w, r = ranked[0]["model"], ranked[1]["model"]
+            row["winner"], row["runner_up"] = w, r
+            cmp = lesson.compare(hits[w], hits[r], a=w.upper(), b=r.upper())
             row["comparison"] = cmp.as_dict()
             row["sentence"] = (f"At {size} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}, each model at its "
                                "validation-chosen setting) " + teach.interpret(
-                                   cmp, expected="better", claim=f"{a} against {b}")
-                               + (f" (the first seed alone had put the {b} first)" if swapped else ""))
+                                   cmp, expected="better", claim=f"{w.upper()} against {r.upper()}")
+                               + (f" (the first seed alone had put the {leader.upper()} first)" if leader != w else ""))
         out.append(row)
     return out
 
