@@ -115,6 +115,46 @@ def test_matched_bytes_controls_share_the_bytes(ds):
     assert layer_ranks(model) == {}       # the baseline itself is untouched
 
 
+def test_matched_bytes_runs_the_svd_once_per_rank_with_the_same_results(ds, monkeypatch):
+    """The truncation is computed once per rank and copied for every seed's fine-tuning: the SVD runs
+    once, and the fine-tuned accuracies are those of a fresh truncation fine-tuned with each seed."""
+    from thinlab import train
+    from thinlab.nn.lowrank import factorize
+    model = _dnn(1)
+    train.fit(model, ds.X_train, ds.y_train, epochs=2, seed=0, progress=False)
+    hidden = [n for n in layer_weights(model) if n.startswith("hidden")]
+    S = {n: lowrank.singular_values(w) for n, w in layer_weights(model).items() if n in hidden}
+    L = Lesson(source=None, ds=ds, device="cpu", seed=0, epochs=1)
+    svd_calls = []
+
+    def counting(m, k, **kw):
+        if kw.get("init", "svd") != "random":
+            svd_calls.append(k)
+        return factorize(m, k, **kw)
+    monkeypatch.setattr(study, "factorize", counting)
+    (row,) = study.matched_bytes(L, model, [3], layers=hidden, epochs=1, finetune_epochs=1, S=S, seeds=[0, 1])
+    assert svd_calls == [3]                                   # once for the rank, not once more per seed
+    want = []
+    for s in (0, 1):                                          # the old way: a fresh SVD per seed
+        m = factorize(model, 3, layers=hidden)
+        train.finetune(m, ds.X_train, ds.y_train, epochs=1, seed=s, progress=False)
+        want.append(float(L.test_hits(m).mean()))
+    assert row["per_seed"]["SVD + fine-tune"] == want
+    assert row["svd_acc"] == L.test_acc(factorize(model, 3, layers=hidden))
+    assert layer_ranks(model) == {}
+
+
+def test_break_even_rank_counts_the_shape_bytes():
+    assert study.break_even_rank((3, 3)) == 0                 # rank 1: 24 + 16 = 40 bytes > 36 dense
+    assert lowrank.lowrank_bytes((3, 3), 1) > 4 * 9
+    assert study.break_even_rank((6, 32)) == 4 < 6 * 32 / 38  # rank 5 would be 776 bytes > 768
+    for Q in range(1, 30):
+        for R in range(1, 30):
+            saving = [k for k in range(1, min(Q, R) + 1) if lowrank.lowrank_bytes((Q, R), k) < 4 * Q * R]
+            assert study.break_even_rank((Q, R)) == max(saving, default=0), (Q, R)
+            assert saving == list(range(1, study.break_even_rank((Q, R)) + 1))
+
+
 def test_mean_abs_row_cos_and_rank1_rows():
     a, b = np.array([1.0, -2.0, 3.0]), np.array([0.5, 1.0, -1.0, 2.0])
     assert study.mean_abs_row_cos(np.outer(a, b)) == pytest.approx(1.0)
@@ -177,9 +217,15 @@ def test_model_sweep_factorizes_only_below_break_even_and_budget_winners():
     models = {"dnn": _tiny("dnn"), "lstm": _tiny("lstm")}
     rows = study.model_sweep(models, [2, 5, 14, 40], score=lambda m: (0.5, np.ones(6, bool)))
     lstm = {r["rank"]: r for r in rows if r["model"] == "lstm"}
-    assert set(lstm) == {"dense", 2, 5}                      # ih break-even 6·32/38 ≈ 5.05, hh 6.4, fc1 3.4
+    assert set(lstm) == {"dense", 2, 5}
+    # shapes counted: ih (6, 32) saves bytes up to rank 4 (rank 5: 38·5·4 + 16 = 776 > 768 dense), although
+    # 6·32/38 ≈ 5.05; hh (8, 32) up to 6, fc1 (8, 6) up to 3
     assert lstm[2]["ranks"] == {"lstm.weight_ih_l0": 2, "lstm.weight_hh_l0": 2, "fc1": 2}
-    assert lstm[5]["ranks"] == {"lstm.weight_ih_l0": 5, "lstm.weight_hh_l0": 5}
+    assert lstm[5]["ranks"] == {"lstm.weight_hh_l0": 5}
+    targets = {**study.lowrank_targets(models["dnn"]), **study.lowrank_targets(models["lstm"])}
+    for r in rows:                                           # every factorized matrix is smaller than dense
+        assert all(lowrank.lowrank_bytes(targets[n], k) < 4 * targets[n][0] * targets[n][1]
+                   for n, k in r["ranks"].items())
     assert lstm[5]["bytes"] == study.truncate_bytes(models["lstm"], lstm[5]["ranks"]) < lstm["dense"]["bytes"]
     dnn = {r["rank"]: r for r in rows if r["model"] == "dnn"}
     assert set(dnn) == {"dense", 2, 5, 14} and dnn[14]["ranks"] == {"hidden.1": 14}
@@ -197,7 +243,11 @@ def test_model_sweep_factorizes_only_below_break_even_and_budget_winners():
     assert w70["winner"] == "a" and w70["runner_up"] == "b"
     assert w200["picks"]["a"]["bytes"] == 100                   # chosen on validation, not on test
     s = study.winner_sentence(w70)
-    assert s.startswith("at ≤ 0 KB: a wins") and (("beyond noise" in s) == (w70["comparison"].verdict == "better"))
+    assert s.startswith("at ≤ 70 B: a wins: a (rank 1, 50 B) 1.000 against b (rank 1, 60 B) 0.167")
+    assert ("beyond noise" in s) == (w70["comparison"].verdict == "better")
+    assert study.winner_sentence(w40) == "at ≤ 40 B: no model fits, not even at rank 1."
+    big = dict(w70, budget=64_000, picks={"a": dict(w70["picks"]["a"], bytes=51_200), "b": w70["picks"]["b"]})
+    assert study.winner_sentence(big).startswith("at ≤ 64.0 KB: a wins: a (rank 1, 51.2 KB) 1.000")
 
 
 def test_challenge_reference_passes_and_even_split_does_not():

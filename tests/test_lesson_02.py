@@ -117,8 +117,9 @@ def test_lesson_02(data, run_lesson_fast):
         for p in pts:
             if p["rank"] == "dense":
                 continue
-            k = p["rank"]           # factorized exactly where rank k is below the break-even rank
-            assert p["ranks"] == {n: k for n, (Q, R) in targets.items() if k < Q * R / (Q + R)}
+            k = p["rank"]           # factorized exactly where rank k's factors (shapes counted) are smaller than dense
+            assert p["ranks"] == {n: k for n, (Q, R) in targets.items()
+                                  if k <= min(Q, R) and lowrank.lowrank_bytes((Q, R), k) < 4 * Q * R}
             assert p["bytes"] == dense["bytes"] + sum(lowrank.lowrank_bytes(targets[n], k) - 4 * Q * R
                                                       for n, (Q, R) in targets.items() if n in p["ranks"])
     budgets = [1000 * kb for kb in fast.get("BUDGETS_KB", [32, 64, 128, 256, 512])]   # the parameters cell's

@@ -145,15 +145,17 @@ def test_lesson_03(data, run_lesson_fast):
     assert len(torch_rows) == len(params["FACTORS"]) * 2
     assert all(t["max_rel_diff"] < 1e-4 and t["fused_us"] > 0 for t in torch_rows)
     assert len(res["timing_notes"]) >= 5 and "Bytes: at batch 1" in out["text"]
-    # the notes' wins and losses are the measured ones: a speedup > 1 is named a win, any other a loss
-    wins, losses = res["timing_notes"][0].split("where it does not")
+    # the notes' groups follow one rule: ≥ 1.05x a win, ≤ 1/1.05 slower, anything between about the same
+    wins, rest = res["timing_notes"][0].split("; where it is about the same speed")
+    same, losses = rest.split("; where it does not")
     named = [("the 2048 x 2048 layer", res["timing_paper_layer"]), ("the TFKaldi network", res["timing_tfkaldi"]),
              *[(f"the course DNN at 1/{t['factor']}", [t]) for t in timing if t["layer"] == "all"]]
     for label, rows in named:
         for t in rows:
-            assert f"{label} at batch {t['batch']} ({t['speedup']:.2f}x)" in (wins if t["speedup"] > 1 else losses)
+            part = wins if t["speedup"] >= 1.05 else losses if t["speedup"] <= 1 / 1.05 else same
+            assert f"{label} at batch {t['batch']} ({t['speedup']:.2f}x)" in part
     b1 = res["timing_paper_layer"][0]
-    assert ("did not pay" in res["timing_notes"][1]) == (b1["speedup"] <= 1)
+    assert ("did not pay" in res["timing_notes"][1]) == (b1["speedup"] <= 1 / 1.05)
     assert "y = 1: same speed" in str(out["charts"])                  # the labelled rule on the speedup chart
 
     for name in ("relayout", "n_alignments", "lower_bound"):

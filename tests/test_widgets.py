@@ -13,6 +13,7 @@ import pytest
 
 from thinlab.nn import methods
 
+from thinlab import deepthin
 from thinlab.deepthin import deepthin_size, glorot_std, init_factors, reconstruct, unrelayout
 from thinlab.lowrank import lowrank_bytes, ranks_sweep, truncated_svd
 from thinlab.prune import csr_break_even_density, csr_bytes, magnitude_mask, magnitude_prune, masked_bytes
@@ -395,7 +396,8 @@ def test_executed_notebook_saves_static_explorers_not_widget_reprs(tmp_path):
 
 def test_deepthin_opens_where_the_projection_still_scores(W):
     """With ``evaluate`` and no factor, the explorer opens at a factor it computed: one whose projected layer
-    keeps ``keep`` of the dense score, the next factor up does not (here the score falls with the factor)."""
+    keeps ``keep`` of the dense score above chance (0 by default), no factor above it does (here the score
+    falls with the factor)."""
     norm = float(np.linalg.norm(W))
     calls = []
 
@@ -413,7 +415,8 @@ def test_deepthin_opens_where_the_projection_still_scores(W):
     assert f == probe.factors[1] and ex.state["target_factor"] == f
     assert ex.opening["accuracy"] == pytest.approx(all_scores[1]) and ex.opening["dense"] == pytest.approx(1.0)
     assert ex.state["accuracy"] == pytest.approx(all_scores[1])
-    assert len(calls) <= 2 + math.ceil(math.log2(len(probe.factors))) + 1   # bisection, not a sweep
+    # the dense W, then the lesson's rule scans from the largest factor down and stops at the answer
+    assert len(calls) == 1 + len(probe.factors) - 1
     assert "opened at" in ex.readout.value and "at least" in ex.readout.value
     # nothing keeps a share above 1: it opens at the smallest factor and says so
     low = deepthin_explorer(W, evaluate=lambda w: score(w) - 0.5, baseline=1.0, keep=0.99)
@@ -423,3 +426,44 @@ def test_deepthin_opens_where_the_projection_still_scores(W):
     assert deepthin_explorer(W).opening["factor"] == min(probe.factors, key=lambda v: abs(math.log(v / 10)))
     with pytest.raises(ValueError, match="keep"):
         deepthin_explorer(W, evaluate=score, keep=1.5)
+
+
+def _scored_by_factor(W, table: dict):
+    """An ``evaluate`` that returns ``table[f]`` for the explorer's projection at factor f (matched exactly)."""
+    probe = deepthin_explorer(W, factor=min(table))
+    recon = {f: probe.reconstruct(f) for f in table}
+
+    def evaluate(w):
+        (f,) = [f for f, r in recon.items() if np.array_equal(w, r)]
+        return table[f]
+    return evaluate
+
+
+def test_deepthin_opening_is_the_lessons_rule(W):
+    """The widget's own opening and lesson 03's ``explorer_start`` are one rule: the largest factor whose
+    projection keeps half the dense accuracy above chance. A dip in the middle of the curve (which a
+    bisection would stop at) does not change the answer; both paths give the same factor and sentence."""
+    from thinlab.experiments import deepthin_study as study
+
+    factors = deepthin_explorer(W, factor=2).factors            # 2 … 20 for this layer
+    assert factors == [2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0]
+    table = {2.0: 0.9, 3.0: 0.3, 5.0: 0.3, 7.0: 0.3, 10.0: 0.8, 15.0: 0.1, 20.0: 0.1}
+    evaluate = _scored_by_factor(W, table)
+    ex = deepthin_explorer(W, evaluate=evaluate, baseline=0.9, chance=0.1)
+    rows = [{"factor": f, "accuracy": evaluate(ex.reconstruct(f))} for f in ex.factors]
+    start, why = study.explorer_start(rows, baseline=0.9, chance=0.1)
+    assert ex.opening["factor"] == start == 10.0 and ex.opening["why"] == why
+    assert ex.opening["chance"] == 0.1 and ex.opening["keep"] == deepthin.OPENING_KEEP
+    assert ex.opening["bar"] == pytest.approx(0.1 + 0.5 * (0.9 - 0.1))
+    assert why in ex.readout.value
+    # chance moves the bar: at chance 0.4 the bar is 0.65, and 10x (0.8) still keeps it; at 0.75 only 2x does
+    for chance in (0.0, 0.4, 0.75):
+        got = deepthin_explorer(W, evaluate=evaluate, baseline=0.9, chance=chance).opening
+        assert (got["factor"], got["why"]) == study.explorer_start(rows, baseline=0.9, chance=chance)
+    assert deepthin_explorer(W, evaluate=evaluate, baseline=0.9, chance=0.75).opening["factor"] == 2.0
+    # a dense model at chance: both open at the smallest factor and say why
+    near = deepthin_explorer(W, evaluate=evaluate, baseline=0.11, chance=0.1).opening
+    assert (near["factor"], near["why"]) == study.explorer_start(rows, baseline=0.11, chance=0.1)
+    assert near["factor"] == 2.0 and "near chance" in near["why"]
+    with pytest.raises(ValueError, match="chance"):
+        deepthin_explorer(W, evaluate=evaluate, chance=1.5)

@@ -14,10 +14,11 @@ image beside the original:
 Where it opens: a projection is not a trained DeepThin layer, and at high factors (50x on the
 lessons' DNN) the projected layer has lost so much that the model predicts one class: the accuracy
 is exactly chance. So with a trained ``W`` and an ``evaluate`` (and no ``factor``), the explorer
-opens at a factor it computed: bisecting the sorted factors for the highest one whose projected
-layer keeps at least ``keep`` (90 %) of the dense accuracy (the accuracy falls with the factor;
-the one it opens at is checked, whatever the bisection assumed). ``explorer.opening`` says which
-and why; without ``evaluate`` it opens nearest 10x.
+opens at a factor it computed by lesson 03's rule,
+:func:`thinlab.deepthin.opening_factor` (the same one ``explorer_start`` applies to
+the lesson's projection rows): the largest factor whose projected layer keeps at least ``keep`` (half)
+of the dense accuracy above ``chance``, scanning down from the largest factor. ``explorer.opening``
+says which and why; without ``evaluate`` it opens nearest 10x.
 
 Each (factor, layout) is solved once and memoised (the factors X^f, W^f and the image are kept;
 the full weight is rebuilt only for ``evaluate``).
@@ -32,20 +33,18 @@ import numbers
 import ipywidgets as widgets
 import numpy as np
 
-from thinlab.deepthin import (deepthin_lower_bound, deepthin_size, glorot_std, init_factors, reconstruct,
+from thinlab.deepthin import (deepthin_lower_bound, deepthin_size, glorot_std, init_factors, opening_factor, reconstruct,
                               unrelayout)
 from thinlab.size import format_factor
 
 from . import plots
-from .base import Explorer, Frame, check_evaluate, check_score, check_weight, fmt_bytes, fmt_score, one_blas_thread
+from .base import Explorer, Frame, check_evaluate, check_score, check_weight, fmt_bytes, one_blas_thread
 
 #: the slider's factors (1 / size_fraction), log-spaced; those below a layer's lower bound are dropped
 DEFAULT_FACTORS = (2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000)
 LAYOUTS = ("coprime", "aligned", "any")
 #: columns whose start offsets are plotted
 OFFSET_COLUMNS = 128
-#: with ``evaluate``, open at a factor whose projected layer keeps at least this share of the dense accuracy
-OPENING_KEEP = 0.9
 
 
 def _shape_or_weight(W_or_shape):
@@ -114,15 +113,18 @@ class DeepThinExplorer(Explorer):
 
     def __init__(self, W_or_shape, *, evaluate=None, factor: float | None = None, factors=DEFAULT_FACTORS,
                  layout: str = "coprime", seed: int = 0, dtype="float32", baseline: float | None = None,
-                 keep: float = OPENING_KEEP):
+                 keep: float | None = None, chance: float = 0.0):
         self.W, self.Q, self.R = _shape_or_weight(W_or_shape)
         if layout not in LAYOUTS:
             raise ValueError(f"layout={layout!r}; choose one of {LAYOUTS}")
         self.dtype, self.seed = dtype, seed
         self.lower_bound = deepthin_lower_bound(self.Q, self.R, dtype=dtype)
         self.factors = _factors(factors, 1.0 / self.lower_bound, (self.Q, self.R))
-        if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1:
-            raise ValueError(f"keep={keep!r} must be a share in (0, 1], e.g. 0.9 (90 % of the dense accuracy)")
+        if keep is not None and (isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1):
+            raise ValueError(f"keep={keep!r} must be a share in (0, 1], e.g. 0.5 (half the dense accuracy "
+                             "above chance)")
+        if isinstance(chance, bool) or not isinstance(chance, numbers.Real) or not 0 <= chance < 1:
+            raise ValueError(f"chance={chance!r} must be the accuracy of a guess in [0, 1), e.g. 1 / len(labels)")
         if factor is not None and factor not in self.factors:
             raise ValueError(f"factor={factor!r} is not one of the slider's factors {self.factors}; "
                              "pick one of them or pass factors=[...] including it")
@@ -135,7 +137,7 @@ class DeepThinExplorer(Explorer):
         else:
             corner = np.empty((min(self.Q, plots.IMAGE_SIDE), min(self.R, plots.IMAGE_SIDE)))
             a = 3 * glorot_std(self.Q, self.R)
-        self.opening, scores = self._opening(factor, check_evaluate(evaluate), baseline, float(keep), layout)
+        self.opening, scores = self._opening(factor, check_evaluate(evaluate), baseline, keep, float(chance), layout)
         slider = widgets.SelectionSlider(options=[(_label(f), f) for f in self.factors], value=self.opening["factor"],
                                          description="compression", layout=widgets.Layout(width="420px"))
         self.layout = widgets.ToggleButtons(options=list(LAYOUTS), value=layout, description="n rule",
@@ -153,15 +155,20 @@ class DeepThinExplorer(Explorer):
         super().__init__(slider=slider, template=plots.row_of(*panels), controls=[self.layout],
                          evaluate=evaluate, baseline=baseline, scores=scores)
 
-    def _opening(self, factor, evaluate, baseline, keep: float, layout: str) -> tuple[dict, dict]:
-        """Where the slider starts, and why: ``({"factor", "why", ...}, accuracies evaluated on the way)``."""
+    def _opening(self, factor, evaluate, baseline, keep, chance: float, layout: str) -> tuple[dict, dict]:
+        """Where the slider starts, and why: ``({"factor", "why", ...}, accuracies evaluated on the way)``.
+
+        With ``evaluate`` (and a trained W) the rule is lesson 03's
+        :func:`thinlab.deepthin.opening_factor`, the one ``explorer_start`` uses.
+        """
         if factor is not None:
             return {"factor": float(factor), "why": "as asked"}, {}
         nearest_10 = min(self.factors, key=lambda f: abs(math.log(f / 10)))
         if evaluate is None or self.W is None:
             return {"factor": nearest_10, "why": "nearest 10x (no evaluate to choose by)"}, {}
+
         dense = float(baseline) if baseline is not None else check_score(evaluate(self.W))
-        bar, scores = keep * dense, {}
+        scores: dict = {}
 
         def score(f: float) -> float:
             key = (float(f), layout)
@@ -169,24 +176,9 @@ class DeepThinExplorer(Explorer):
                 scores[key] = check_score(evaluate(self.reconstruct(f, layout)))
             return scores[key]
 
-        fs = self.factors  # ascending; accuracy falls as the factor grows
-        if score(fs[0]) < bar:
-            f, why = fs[0], (f"no factor here keeps {keep:.0%} of the dense {fmt_score(dense)}: "
-                             f"opened at the smallest, {_label(fs[0])}")
-        else:
-            lo, hi = 0, len(fs) - 1  # score(fs[lo]) ≥ bar; bisect for the last such factor
-            if score(fs[hi]) >= bar:
-                lo = hi
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                lo, hi = (mid, hi) if score(fs[mid]) >= bar else (lo, mid)
-            f = fs[lo]
-            why = (f"the projected layer scores {fmt_score(score(f))}, at least {keep:.0%} of the dense "
-                   f"{fmt_score(dense)}")
-            above = (float(fs[lo + 1]), layout) if lo + 1 < len(fs) else None
-            if above in scores:
-                why += f" (at {_label(above[0])}: {fmt_score(scores[above])})"
-        return {"factor": float(f), "why": why, "accuracy": score(f), "dense": dense, "keep": keep}, scores
+        kw = {} if keep is None else {"keep": float(keep)}
+        o = opening_factor(self.factors, score, baseline=dense, chance=chance, **kw)
+        return dict(o, factor=float(o["factor"])), scores
 
     def solve(self, factor: float, layout: str | None = None) -> dict:
         """The memoised solution at ``factor``: ``size`` (DeepThinSize), ``Xf``, ``Wf``, ``error``, image rows."""
@@ -238,7 +230,9 @@ class DeepThinExplorer(Explorer):
                 ("n rule", rule),
                 ("bytes", f"{fmt_bytes(sz.bytes)} vs dense {fmt_bytes(sz.dense_bytes)}  → {state['factor']}  "
                           f"({sz.n_params:,} values)")]
-        if self.opening["why"] != "as asked":
+        if "bar" in self.opening:      # computed by the lesson's rule: its sentence names the factor
+            rows.append(("opened at", self.opening["why"]))
+        elif self.opening["why"] != "as asked":
             rows.append(("opened at", f"{_label(self.opening['factor'])}: {self.opening['why']}"))
         if sol["error"] is not None:
             rows.append(("error", f"‖W − W_DeepThin‖ / ‖W‖ = {sol['error']:.4f}  "
@@ -258,7 +252,8 @@ class DeepThinExplorer(Explorer):
 
 def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None, factors=DEFAULT_FACTORS,
                       layout: str = "coprime", seed: int = 0, dtype="float32",
-                      baseline: float | None = None, keep: float = OPENING_KEEP) -> DeepThinExplorer:
+                      baseline: float | None = None, keep: float | None = None,
+                      chance: float = 0.0) -> DeepThinExplorer:
     """Slide DeepThin's compression factor and watch the solver's (m, n, r), the LCM rule and the weights.
 
     Parameters
@@ -267,9 +262,10 @@ def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None,
         tuple (Q, R) (a random layer from the paper's initialisation)
     evaluate : callable (Q, R) ndarray → float, optional
         Accuracy with this layer's weight replaced by the DeepThin one; memoised per value.
-    factor : the starting factor, one of ``factors``. Default: with a trained ``W`` and ``evaluate``, a
-        factor computed to score well (bisection for the highest factor whose projected layer keeps
-        ``keep`` of the dense accuracy; ``.opening`` says which and why), else the one nearest 10x
+    factor : the starting factor, one of ``factors``. Default: with a trained ``W`` and ``evaluate``, the
+        factor lesson 03's rule computes (:func:`thinlab.deepthin.opening_factor`, as
+        ``explorer_start``: the largest factor whose projected layer keeps ``keep`` of the dense accuracy
+        above ``chance``; ``.opening`` says which and why), else the one nearest 10x
     factors : compression factors 1 / size_fraction offered (those beyond the layer's DeepThin
         lower bound are dropped)
     layout : ``"coprime"`` (the paper's LCM rule), ``"aligned"`` or ``"any"``: the solver's
@@ -278,7 +274,10 @@ def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None,
     dtype : storage dtype of the factors
     baseline : float, optional, the dense model's accuracy (also the reference of ``keep``; default:
         ``evaluate(W)``)
-    keep : share of the dense accuracy the opening factor must keep (default 0.9)
+    keep : share of the dense accuracy above chance the opening factor must keep (default
+        ``thinlab.deepthin.OPENING_KEEP``, 0.5)
+    chance : the accuracy of a guess, e.g. ``1 / len(labels)`` (default 0: with no chance given, the bar is
+        ``keep`` of the dense accuracy itself). Pass the task's chance to open where the lesson does.
 
     Returns
     -------
@@ -286,9 +285,9 @@ def deepthin_explorer(W_or_shape, *, evaluate=None, factor: float | None = None,
     ``.readout``, ``.chart``, ``.spec``, ``.solve(factor)``, ``.reconstruct(factor)`` and ``.state``
     (``m``, ``n``, ``r``, ``gcd``, ``period``, ``bytes``, ``size_fraction``, ``factor``,
     ``relative_error`` with a W, ``accuracy`` if evaluated) and ``.opening`` (``factor``, ``why``; when
-    computed also ``accuracy``, ``dense``, ``keep``).
+    computed also ``accuracy``, ``dense``, ``chance``, ``keep``, ``bar``).
 
     Taught in: 03_deepthin
     """
     return DeepThinExplorer(W_or_shape, evaluate=evaluate, factor=factor, factors=factors, layout=layout,
-                            seed=seed, dtype=dtype, baseline=baseline, keep=keep)
+                            seed=seed, dtype=dtype, baseline=baseline, keep=keep, chance=chance)

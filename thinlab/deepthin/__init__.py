@@ -19,13 +19,13 @@ from thinlab.deepthin.paper import fused_matmul_paper, reuse_stats, segment_pair
 from thinlab.deepthin.relayout import (flat_positions, glorot_std, he_std, init_factors, reconstruct,
                                        reconstruct_reference, relayout, relayout_reference,
                                        shuffle_permutation, unrelayout)
-from thinlab.deepthin.solver import (DeepThinSize, deepthin_bytes, deepthin_lower_bound, deepthin_size,
-                                     deepthin_size_reference, min_aux_sum, min_aux_sum_reference)
+from thinlab.deepthin.solver import (OPENING_KEEP, DeepThinSize, deepthin_bytes, deepthin_lower_bound, deepthin_size,
+                                     deepthin_size_reference, min_aux_sum, min_aux_sum_reference, opening_factor)
 
 __all__ = [
     "DeepThinSize", "NetworkPlan", "FusedDeepThin", "FusedNetwork",
     "deepthin_size", "deepthin_size_reference", "deepthin_lower_bound", "deepthin_bytes",
-    "min_aux_sum", "min_aux_sum_reference", "plan_network",
+    "min_aux_sum", "min_aux_sum_reference", "plan_network", "opening_factor", "OPENING_KEEP",
     "relayout", "relayout_reference", "unrelayout", "flat_positions", "reconstruct", "reconstruct_reference",
     "shuffle_permutation", "init_factors", "glorot_std", "he_std",
     "fused_matmul", "fused_matmul_reference", "fused_matmul_paper", "reuse_stats", "segment_pairs",

@@ -11,6 +11,7 @@ Taught in: 03_deepthin
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,3 +300,50 @@ def deepthin_size_reference(Q: int, R: int, *, size_fraction: float, rank: int |
     nbytes = deepthin_bytes(m, n, r, dtype=dtype, shuffled=shuffled)
     return DeepThinSize(Q=Q, R=R, m=m, n=n, r=r, n_params=(m + n) * r, bytes=nbytes, size_fraction=nbytes / dense,
                         gcd=math.gcd(n, Q), dtype=str(np.dtype(dtype)), shuffled=bool(shuffled))
+
+
+#: the DeepThin explorer opens at the largest factor whose projection keeps this share of the dense
+#: accuracy above chance (:func:`opening_factor`)
+OPENING_KEEP = 0.5
+
+
+def opening_factor(factors, score, *, baseline: float, chance: float, keep: float = OPENING_KEEP) -> dict:
+    """Where the DeepThin explorer opens, and why: the one rule for the lesson and the widget.
+
+    The largest of ``factors`` whose projected layer scores at least ``chance + keep · (baseline − chance)``
+    (``keep`` of the dense accuracy above chance) and more than chance; if none does, the smallest factor
+    (closest to dense); if the dense model itself is within 0.02 of chance, the smallest factor without
+    scoring anything. ``score(factor) → accuracy`` is called lazily, from the largest factor down, and the
+    scan stops at the first factor that keeps the bar: exact whatever the shape of the accuracy curve, and
+    no factor below the answer is scored.
+
+    Returns ``{factor, why, accuracy (None if not scored), dense, chance, keep, bar}``.
+
+    Taught in: 03_deepthin
+    """
+    fs = sorted(factors)
+    if not fs:
+        raise ValueError("opening_factor needs at least one factor (e.g. one projection row per factor)")
+    if isinstance(keep, bool) or not isinstance(keep, numbers.Real) or not 0 < keep <= 1:
+        raise ValueError(f"keep={keep!r} must be a share in (0, 1], e.g. 0.5 (half the dense accuracy above chance)")
+    baseline, chance = float(baseline), float(chance)
+    bar = chance + keep * (baseline - chance)
+    out = {"dense": baseline, "chance": chance, "keep": float(keep), "bar": bar}
+    if baseline <= chance + 0.02:
+        return dict(out, factor=fs[0], accuracy=None,
+                    why=(f"the dense model itself is near chance here ({baseline:.3f}, chance {chance:.3f}): the "
+                         f"explorer opens at the smallest factor, {fs[0]:g}x, and its accuracy readout "
+                         "has little to show"))
+    for F in reversed(fs):
+        a = float(score(F))
+        if a >= bar and a > chance:
+            return dict(out, factor=F, accuracy=a,
+                        why=(f"the explorer opens at {F:g}x, the largest factor here whose projection keeps at "
+                             f"least {keep:.0%} of the dense accuracy above chance ({a:.3f} against dense "
+                             f"{baseline:.3f}, chance {chance:.3f})"))
+    a = float(score(fs[0]))
+    return dict(out, factor=fs[0], accuracy=a,
+                why=(f"no factor here keeps {keep:.0%} of the dense accuracy above chance ({baseline:.3f} dense, "
+                     f"chance {chance:.3f}): the explorer opens at the smallest, {fs[0]:g}x "
+                     f"({a:.3f}) – a trained dense layer does not survive projection onto DeepThin's "
+                     "structure; DeepThin has to be trained as DeepThin (section 5)"))

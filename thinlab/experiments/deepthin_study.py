@@ -9,11 +9,12 @@ Taught in: 03_deepthin
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import numpy as np
 
-from thinlab import deepthin, lowrank
+from thinlab import deepthin, lowrank, teach
 from thinlab.experiments import compare
 
 
@@ -385,32 +386,21 @@ def relayout_answer(cmps: dict, factors) -> str:
             "the fused product of section 6, whose speed is measured there (the shuffled variant has none).")
 
 
-def explorer_start(rows: list[dict], *, baseline: float, chance: float, keep: float = 0.5) -> tuple[int, str]:
+def explorer_start(rows: list[dict], *, baseline: float, chance: float, keep: float = deepthin.OPENING_KEEP) -> tuple[int, str]:
     """The factor the DeepThin explorer should open at, and why (a sentence from the numbers).
 
-    ``rows``: :func:`projection_rows`. The largest factor whose projected layer keeps at least ``keep`` of
-    the dense model's accuracy above chance; if none does, the smallest factor (closest to dense).
+    ``rows``: :func:`projection_rows`. :func:`thinlab.deepthin.opening_factor`'s rule on their accuracies: the largest
+    factor whose projected layer keeps at least ``keep`` of the dense model's accuracy above chance; if
+    none does, the smallest factor (closest to dense). ``deepthin_explorer(W, evaluate=...,
+    chance=...)`` opens by the same rule when no ``factor`` is given.
 
     Taught in: 03_deepthin
     """
     if not rows:
         raise ValueError("explorer_start needs at least one projection row")
-    r = min(rows, key=lambda r: r["factor"])
-    if baseline <= chance + 0.02:
-        return r["factor"], (f"the dense model itself is near chance here ({baseline:.3f}, chance {chance:.3f}): the "
-                             f"explorer opens at the smallest factor, {r['factor']}x, and its accuracy readout "
-                             "has little to show")
-    bar = chance + keep * (baseline - chance)
-    good = [r for r in rows if r["accuracy"] >= bar and r["accuracy"] > chance]
-    if good:
-        r = max(good, key=lambda r: r["factor"])
-        return r["factor"], (f"the explorer opens at {r['factor']}x, the largest factor here whose projection keeps "
-                             f"at least {keep:.0%} of the dense accuracy above chance ({r['accuracy']:.3f} against "
-                             f"dense {baseline:.3f}, chance {chance:.3f})")
-    return r["factor"], (f"no factor here keeps {keep:.0%} of the dense accuracy above chance ({baseline:.3f} dense, "
-                         f"chance {chance:.3f}): the explorer opens at the smallest, {r['factor']}x "
-                         f"({r['accuracy']:.3f}) – a trained dense layer does not survive projection onto DeepThin's "
-                         "structure; DeepThin has to be trained as DeepThin (section 5)")
+    acc = {r["factor"]: r["accuracy"] for r in rows}
+    o = deepthin.opening_factor(list(acc), acc.__getitem__, baseline=baseline, chance=chance, keep=keep)
+    return o["factor"], o["why"]
 
 
 def rank1_runs(runs: list[dict]) -> list[dict]:
@@ -465,19 +455,48 @@ def relative_table(rel: list[dict], paper: dict) -> list[dict]:
     return out
 
 
+#: a speedup (dense time / fused time) at or above this is "faster", at or below its inverse "slower",
+#: anything between "about the same speed": timings on a shared machine move by a few percent
+SAME_SPEED = 1.05
+
+
+def speed_verdict(speedup: float) -> str:
+    """``"faster"`` (speedup ≥ :data:`SAME_SPEED`), ``"slower"`` (≤ 1 / SAME_SPEED) or ``"about the same"``.
+
+    The one rule every timing sentence of lesson 03 uses, so a speedup of 1.03 is never called a win
+    in one sentence and "about the same speed" in the next.
+
+    >>> speed_verdict(1.2), speed_verdict(1.03), speed_verdict(0.97), speed_verdict(0.5)
+    ('faster', 'about the same', 'about the same', 'slower')
+
+    Taught in: 03_deepthin
+    """
+    if speedup >= SAME_SPEED:
+        return "faster"
+    if speedup <= 1 / SAME_SPEED:
+        return "slower"
+    return "about the same"
+
+
 def _fits(nbytes, level, caches):
     size = caches.get(level)
     return f"the size of {level} unknown" if size is None else (
-        f"{'within' if nbytes <= size else 'beyond'} {level} ({size / 2**20:.1f} MB)")
+        f"{'within' if nbytes <= size else 'beyond'} {level} ({teach.human_bytes(size)})")
 
 
 def _x(speedup: float) -> str:
-    """``"3.2x faster"`` / ``"0.41x, slower"`` / ``"the same speed"`` from dense time / fused time."""
-    if speedup >= 1.05:
-        return f"{speedup:.2f}x: the fused product is faster"
-    if speedup <= 1 / 1.05:
-        return f"{speedup:.2f}x: the fused product is slower"
-    return f"{speedup:.2f}x: about the same speed"
+    """The speedup (dense time / fused time) and what it means, by :func:`speed_verdict`.
+
+    >>> _x(3.2)
+    '3.20x: the fused product is faster'
+    >>> _x(1.03)
+    '1.03x: about the same speed'
+    >>> _x(0.41)
+    '0.41x: the fused product is slower'
+    """
+    verdict = speed_verdict(speedup)
+    return f"{speedup:.2f}x: " + ("about the same speed" if verdict == "about the same" else
+                                  f"the fused product is {verdict}")
 
 
 def _us(v: float) -> str:
@@ -490,11 +509,14 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
 
     ``paper_rows``/``tfkaldi_rows`` come from :func:`thinlab.experiments.timing.layer_timing`,
     ``course_rows`` from :func:`timing.inference_timing` (with ``factor``; its ``hidden.1`` and ``all``
-    rows are used when present). Every word of direction (faster / slower, rises / falls, within /
-    beyond a cache) is chosen from the numbers, so no speedup can contradict a sentence.
+    rows are used when present). Every word of direction (faster / slower / about the same, rises /
+    falls, within / beyond a cache) is chosen from the numbers by one rule (:func:`speed_verdict`), so
+    no speedup can contradict a sentence. Byte counts are decimal (:func:`thinlab.teach.human_bytes`,
+    as in the lesson's tables), and so is GB/s.
 
     Taught in: 03_deepthin
     """
+    hb = teach.human_bytes
     at = lambda rows, B: next(r for r in rows if r["batch"] == B)   # noqa: E731
     b_lo, b_hi = min(batches), max(batches)
     big1, bigB, tf1 = at(paper_rows, b_lo), at(paper_rows, b_hi), at(tfkaldi_rows, b_lo)
@@ -502,26 +524,30 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
     labelled = [(f"the {shape} layer", r) for r in paper_rows] + [("the TFKaldi network", r) for r in tfkaldi_rows]
     labelled += [(f"the course DNN at 1/{r['factor']}" if "factor" in r else "the course DNN", r)
                  for r in course_rows if r["layer"] == "all"]
-    wins = [f"{w} at batch {r['batch']} ({r['speedup']:.2f}x)" for w, r in labelled if r["speedup"] > 1]
-    losses = [f"{w} at batch {r['batch']} ({r['speedup']:.2f}x)" for w, r in labelled if r["speedup"] <= 1]
-    notes = [f"Where it wins (dense time / fused time > 1, above the y = 1 rule): {', '.join(wins) or 'nowhere'}; "
-             f"where it does not: {', '.join(losses) or 'nowhere'}."]
-    gbs = big1["dense_bytes"] / (big1["dense_us"] * 1e-6) / 1e9
+    groups = {v: ", ".join(f"{w} at batch {r['batch']} ({r['speedup']:.2f}x)" for w, r in labelled
+                           if speed_verdict(r["speedup"]) == v) or "nowhere"
+              for v in ("faster", "about the same", "slower")}
+    notes = [f"Where it wins (dense time / fused time ≥ {SAME_SPEED:.2f}, above the y = 1 rule): {groups['faster']}; "
+             f"where it is about the same speed (within {SAME_SPEED - 1:.0%} of y = 1): {groups['about the same']}; "
+             f"where it does not (≤ 1/{SAME_SPEED:.2f} = {1 / SAME_SPEED:.2f}, slower): {groups['slower']}."]
+    gbs = big1["dense_bytes"] / (big1["dense_us"] * 1e-6) / 1e9                 # decimal GB/s
+    paid = {"faster": "Reading far fewer bytes paid for the extra work.",
+            "about the same": "Reading far fewer bytes about paid for the extra work: neither side is clearly faster.",
+            "slower": "Reading far fewer bytes did not pay for the extra work on this machine."}
     notes.append(
-        f"Bytes: at batch {b_lo} the dense {shape} product reads {big1['dense_bytes'] / 2**20:.0f} MB of weights for "
-        f"{b_lo} row(s), streaming them at {gbs:.1f} GB/s; the fused one reads {big1['stored_bytes'] / 2**10:.0f} KB "
+        f"Bytes: at batch {b_lo} the dense {shape} product reads {hb(big1['dense_bytes'])} of weights for "
+        f"{b_lo} row(s), streaming them at {gbs:.1f} GB/s; the fused one reads {hb(big1['stored_bytes'])} "
         f"({big1['dense_bytes'] / big1['stored_bytes']:.0f}x less) plus its input, and pays for a correlation instead: "
         f"{_us(big1['dense_us'])} against {_us(big1['fused_us'])}, {_x(big1['speedup'])}. "
-        + ("Reading far fewer bytes paid for the extra work." if big1["speedup"] > 1 else
-           "Reading far fewer bytes did not pay for the extra work on this machine.")
+        + paid[speed_verdict(big1["speedup"])]
         + (f" ({gbs:.1f} GB/s is far below what a memory bus delivers, often 10 GB/s or more: the machine was busy "
            "or the BLAS threads waited on each other, which slows the dense side; rerun with THREADS = 1 on an idle "
            "machine to compare.)" if gbs < 2 else ""))
     d1, dB = big1["dense_us"] / b_lo, bigB["dense_us"] / b_hi
     f1, fB = big1["fused_us"] / b_lo, bigB["fused_us"] / b_hi
     if b_hi > b_lo:
-        trend = ("falls" if bigB["speedup"] < big1["speedup"] / 1.05 else
-                 "rises" if bigB["speedup"] > big1["speedup"] * 1.05 else "stays about the same")
+        trend = {"faster": "rises", "slower": "falls",
+                 "about the same": "stays about the same"}[speed_verdict(bigB["speedup"] / big1["speedup"])]
         notes.append(
             f"Reuse and batch: from batch {b_lo} to {b_hi} the dense product's time per row goes from {_us(d1)} to "
             f"{_us(dB)} ({d1 / dB:.1f}x less: it reads each weight once and reuses it for all {b_hi} rows), the "
@@ -537,9 +563,9 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
     grows = all(a[1]["speedup"] <= b[1]["speedup"] for a, b in zip(sized, sized[1:]))
     notes.append(
         f"Caches: at batch {b_lo}, " + "; ".join(
-            f"{w}: {r['dense_bytes'] / 2**20:.1f} MB of dense weights ({_fits(r['dense_bytes'], 'L2', caches)}, "
+            f"{w}: {hb(r['dense_bytes'])} of dense weights ({_fits(r['dense_bytes'], 'L2', caches)}, "
             f"{_fits(r['dense_bytes'], 'L3', caches)}), {r['speedup']:.2f}x" for w, r in sized)
-        + f". The fused factors are far smaller (the TFKaldi network's {tf1['stored_bytes'] / 2**10:.0f} KB, "
+        + f". The fused factors are far smaller (the TFKaldi network's {hb(tf1['stored_bytes'])}, "
         f"{_fits(tf1['stored_bytes'], 'L2', caches)}). "
         + ("Here the speedup grows with the dense bytes, as a product bound by reading its weights predicts."
            if grows and len(sized) > 1 else
@@ -548,15 +574,18 @@ def timing_notes(paper_rows, tfkaldi_rows, course_rows, *, caches: dict, batches
     small = [r for r in course_rows if r["layer"] == "hidden.1" and r["batch"] == b_lo]
     if small:
         s = small[0]
+        why_small = {
+            "slower": "With the weights in cache there is little reading to save, and the fused product's fixed "
+                      "costs (its correlation and a few dozen numpy calls) are what is left.",
+            "about the same": "With the weights in cache there is little reading to save: the fused product's "
+                              "fixed costs (its correlation and a few dozen numpy calls) about cancel the "
+                              "multiply-adds it avoids.",
+            "faster": f"Even so, its {s['Q'] * s['R']:,} multiply-adds per row cost more than the fused product's "
+                      f"combination of {s['stored_bytes'] // 4:,} stored numbers plus its correlation."}
         notes.append(
-            f"Small layers: the course DNN's hidden.1 ({s['Q']} x {s['R']}) has {s['dense_bytes'] / 2**10:.0f} KB of "
+            f"Small layers: the course DNN's hidden.1 ({s['Q']} x {s['R']}) has {hb(s['dense_bytes'])} of "
             f"weights, {_fits(s['dense_bytes'], 'L2', caches)}; dense takes {_us(s['dense_us'])} at batch {b_lo} and "
-            f"the fused product {_us(s['fused_us'])} ({_x(s['speedup'])}). "
-            + ("With the weights in cache there is little reading to save, and the fused product's fixed costs "
-               "(its correlation and a few dozen numpy calls) are what is left."
-               if s["speedup"] <= 1 else
-               f"Even so, its {s['Q'] * s['R']:,} multiply-adds per row cost more than the fused product's "
-               f"combination of {s['stored_bytes'] // 4:,} stored numbers plus its correlation."))
+            f"the fused product {_us(s['fused_us'])} ({_x(s['speedup'])}). " + why_small[speed_verdict(s["speedup"])])
     nets = [r for r in tfkaldi_rows if r.get("path") == "compiled"]
     split = [r for r in nets if r.get("fused_threads", 1) > 1]
     notes.append(

@@ -7,10 +7,13 @@ Taught in: 02_svd
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
-from thinlab import lowrank, stats, train
+from thinlab import lowrank, stats, teach, train
 from thinlab.nn import size_report
+from thinlab.size import dense_bytes
 from thinlab.nn.lowrank import factorize, thin_dnn
 
 
@@ -40,7 +43,8 @@ def spectrum_table(W: dict, fresh: dict, *, energy: float = 0.9) -> tuple[list, 
     table : list of dict
         One row per layer: ``layer``, ``shape``, ``s_1``, ``s_1_init``, ``median_s_ratio``,
         ``rank_energy`` (smallest rank holding ``energy``), ``rank_99``, ``break_even_rank``
-        Q·R/(Q+R) and ``init_energy_share`` ‖W_init‖² / ‖W‖².
+        Q·R/(Q+R) (the values-only break-even; with the shapes' bytes counted, the ranks that save bytes
+        are 1 … :func:`break_even_rank`) and ``init_energy_share`` ‖W_init‖² / ‖W‖².
     spec_rows, energy_rows : list of dict
         Chart rows ``{i, s_i, layer, weights}`` and ``{k, E(k), layer, weights}`` at ~150 ranks.
 
@@ -146,7 +150,7 @@ def matched_bytes(lesson, model, ranks, *, layers, epochs: int, finetune_epochs:
         n_bytes, acc_svd = int(size_report(truncated).total_bytes), lesson.test_acc(truncated)
         hits = {"SVD + fine-tune": [], "factorized from scratch": [], "thin dense": []}
         for s in seeds:
-            svd_model = factorize(model, k, layers=layers)
+            svd_model = copy.deepcopy(truncated)                   # the same SVD start for every seed
             train.finetune(svd_model, ds.X_train, ds.y_train, epochs=finetune_epochs, seed=s,
                            desc=f"fine-tune rank {k} seed {s}")
             scratch = factorize(model, k, layers=layers, init="random", seed=s)
@@ -317,6 +321,23 @@ def truncate(model, ranks: dict) -> tuple[object, int]:
     return m, int(size_report(m).total_bytes) + correction
 
 
+def break_even_rank(shape, *, dtype="float32") -> int:
+    """The largest rank whose factors take fewer bytes than the dense matrix (0 if not even rank 1 does).
+
+    The library's byte accounting (:func:`thinlab.lowrank.lowrank_bytes`: values and both shapes)
+    against the dense ``Q·R`` values: rank k saves bytes exactly when ``1 ≤ k ≤ break_even_rank(shape)``.
+    Just below Q·R / (Q + R), the values-only break-even, the shapes' bytes can tip the balance: a
+    (3, 3) matrix at rank 1 takes 40 bytes against 36 dense, so its break-even rank is 0, not 1.
+
+    Taught in: 02_svd
+    """
+    Q, R = (int(d) for d in shape)
+    try:
+        return lowrank.rank_for_budget((Q, R), max_bytes=dense_bytes((Q, R), dtype=dtype) - 1, dtype=dtype)
+    except ValueError:                                              # rank 1 is not smaller than dense
+        return 0
+
+
 def model_sweep(models: dict, ranks, *, score) -> list[dict]:
     """Each model dense, then at every rank k with k in every matrix where it saves bytes, no retraining.
 
@@ -334,7 +355,7 @@ def model_sweep(models: dict, ranks, *, score) -> list[dict]:
         rows.append({"model": label, "rank": "dense", "ranks": {}, "bytes": int(size_report(model).total_bytes),
                      "val_acc": float(val), "test_acc": float(np.mean(hits)), "hits": np.asarray(hits)})
         for k in ranks:
-            plan = {n: int(k) for n, (Q, R) in targets.items() if k < Q * R / (Q + R)}
+            plan = {n: int(k) for n, shape in targets.items() if k <= break_even_rank(shape)}
             if not plan:
                 continue
             m, n_bytes = truncate(model, plan)
@@ -370,7 +391,7 @@ def budget_winners(rows: list[dict], budgets, *, compare) -> list[dict]:
 
 def _point(r) -> str:
     how = "dense" if r["rank"] == "dense" else f"rank {r['rank']}"
-    return f"{r['model']} ({how}, {r['bytes'] / 1e3:,.0f} KB) {r['test_acc']:.3f}"
+    return f"{r['model']} ({how}, {teach.human_bytes(r['bytes'])}) {r['test_acc']:.3f}"
 
 
 def winner_sentence(w: dict) -> str:
@@ -378,7 +399,7 @@ def winner_sentence(w: dict) -> str:
 
     Taught in: 02_svd
     """
-    head = f"at ≤ {w['budget'] / 1e3:,.0f} KB: "
+    head = f"at ≤ {teach.human_bytes(w['budget'])}: "
     if w["winner"] is None:
         return head + "no model fits, not even at rank 1."
     missing = [m for m, r in w["picks"].items() if r is None]
@@ -397,7 +418,8 @@ def winner_sentence(w: dict) -> str:
 # ---------------------------------------------------------------- the design challenge: a rank per layer
 
 def layer_scan(model, ranks, *, layers, score) -> list[dict]:
-    """Sensitivity scan: each layer alone at each rank below its break-even (the others dense), no retraining.
+    """Sensitivity scan: each layer alone at each rank that saves bytes (k ≤ :func:`break_even_rank`; the
+    others dense), no retraining.
 
     ``score(model) → accuracy`` (validation: the scan is for choosing). Returns rows
     ``{layer, rank, layer_bytes, bytes, val_acc}``: the layer's factor bytes and the whole model's.
@@ -408,7 +430,7 @@ def layer_scan(model, ranks, *, layers, score) -> list[dict]:
     rows = []
     for n in layers:
         Q, R = W[n]
-        for k in [k for k in ranks if k < Q * R / (Q + R)]:
+        for k in [k for k in ranks if k <= break_even_rank((Q, R))]:
             m, n_bytes = truncate(model, {n: int(k)})
             rows.append({"layer": n, "rank": int(k), "layer_bytes": lowrank.lowrank_bytes((Q, R), int(k)),
                          "bytes": n_bytes, "val_acc": float(score(m))})
