@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -208,11 +209,60 @@ def test_seed_averaged_ties_are_ties_not_rounding_noise():
     assert "points ahead" not in teach.interpret(c) and "both 0.667" in teach.interpret(c)
 
 
+def _seed_hits(counts, n_seeds: int) -> np.ndarray:
+    """(seeds, N) booleans, as callers pass them, with ``counts[i]`` of the ``n_seeds`` seeds right on clip i."""
+    return np.arange(n_seeds)[:, None] < np.asarray(counts)[None, :]
+
+
 def test_a_bound_that_ties_exactly_is_zero_so_the_verdict_is_within_noise():
-    # seed-averaged hits (multiples of 1/3): a speaker whose clips tie on balance sums to ±1e-17 in floating point
+    from thinlab import teach
+    # seed-averaged hits (multiples of 1/3): speaker 0 ties on balance, speaker 1 favours a
     ca = np.array([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0, 1.0])
     cb = np.array([2 / 3, 0.0, 1 / 3, 1.0, 2 / 3, 2 / 3])
-    spk = np.array([0, 0, 0, 1, 1, 1])                        # speaker 0 ties on balance, speaker 1 favours a
+    spk = np.array([0, 0, 0, 1, 1, 1])
     c = stats.paired_compare(ca, cb, spk, n_boot=400)
     assert c.low == 0.0 and c.high > 0 and c.verdict == "within noise"
-    assert stats.points_text(-1e-17) == "+0.0" and c.bounds_text().startswith("+0.0 to +")
+    assert c.bounds_text().startswith("+0.0 to +")
+    # 3 seeds: per-clip fractions 0, 1, 1, 0, 0 against 0, 0, 1/3, 1, 2/3 on each of two speakers. Summed
+    # as floats, (1 − 1/3) − 1 − 2/3 leaves 1.1e-16 per speaker, a 2.2e-17 "lead" of a in every resample
+    # and acc_b 0.39999999999999997 beside acc_a 0.4; counted in hits, both models have 12 of 30.
+    a = _seed_hits([0, 3, 3, 0, 0] * 2, 3)
+    b = _seed_hits([0, 0, 1, 3, 2] * 2, 3)
+    spk = np.repeat(["p", "q"], 5)
+    assert a.mean() == b.mean() == 0.4
+    tie = stats.paired_compare(a, b, spk)
+    assert tie.low == 0.0 == tie.high and tie.diff == 0.0 and tie.verdict == "within noise"
+    assert tie.acc_a == tie.acc_b == 0.4                      # the same 12 hits of 30: the same accuracy
+    assert tie.bounds_text() == "+0.0 to +0.0" and "both 0.400" in teach.interpret(tie)
+    assert stats.paired_compare(a.mean(axis=0), b.mean(axis=0), spk) == tie   # seed-averaged input: the same
+    assert stats.paired_compare(b, a, spk) == tie                               # and the other way round
+
+
+def test_paired_compare_counts_hits_exactly_whatever_the_clip_order():
+    rng = np.random.default_rng(7)
+    spk = np.repeat(np.arange(12), 9).astype(str)
+    a = rng.random((3, 108)) < 0.7                            # 3 seeds of one model, 5 of the other
+    b = rng.random((5, 108)) < 0.7
+    c = stats.paired_compare(a, b, spk)
+    assert c.acc_a == a.sum() / a.size and c.acc_b == b.sum() / b.size
+    assert c.diff == float(Fraction(int(a.sum()), a.size) - Fraction(int(b.sum()), b.size))
+    for _ in range(5):                                         # the same clips in another order: the same result
+        perm = rng.permutation(108)
+        assert stats.paired_compare(a[:, perm], b[:, perm], spk[perm]) == c
+    assert stats.paired_compare(a.mean(axis=0), b.mean(axis=0), spk) == c
+    assert stats.paired_compare(a.astype(float), b.astype(float), spk) == c
+
+
+def test_arbitrary_fractions_are_compared_in_floating_point():
+    rng = np.random.default_rng(8)
+    x, y = rng.random(60), rng.random(60)                     # not multiples of 1/q: no exact counts exist
+    spk = np.repeat(np.arange(6), 10)
+    c = stats.paired_compare(x, y, spk)
+    assert c.acc_a == pytest.approx(x.mean()) and c.diff == pytest.approx(x.mean() - y.mean())
+    assert c.low <= c.diff <= c.high and stats.paired_compare(x, x, spk).diff == 0.0
+
+
+def test_points_text_prints_only_an_exact_zero_as_zero():
+    assert stats.points_text(0.0) == stats.points_text(-0.0) == "+0.0"
+    assert stats.points_text(-1e-17) == "-0.000000000000001"       # not a tie: shown, never hidden as ±0.0
+    assert stats.points_text(2e-9) == "+0.0000002"

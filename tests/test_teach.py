@@ -114,3 +114,39 @@ def test_interpret_never_prints_a_nonzero_gap_as_zero_points():
                          verdict="within noise", n_clips=86, n_speakers=7)
     text = teach.interpret(c, expected="better")
     assert "gradual 0.04 points ahead" in text and "0.0 points" not in text
+
+
+def test_challenge_never_prints_equal_numbers_beside_a_cross():
+    miss = teach.challenge("prune", bytes_=64_040, accuracy=0.7496, size_limit=64_000, accuracy_bar=0.7498)
+    assert not miss.passed
+    assert "64,040 B (✗ limit 64,000 B)" in miss.text() and "accuracy 0.7496 (✗ bar 0.7498)" in miss.text()
+    assert miss.leaderboard("ana").split(" | ")[3:] == ["64040", "0.7496", "fail"]
+    near = teach.challenge("prune", bytes_=63_990, accuracy=0.74983, size_limit=64_000, accuracy_bar=0.7498)
+    assert near.passed and near.text().startswith("✓ challenge met")
+    assert "63,990 B (✓ limit 64,000 B)" in near.text() and "accuracy 0.74983 (✓ bar 0.74980)" in near.text()
+    assert near.leaderboard().endswith("| 0.74983 | pass")
+    edge = teach.challenge("prune", bytes_=64_000, accuracy=0.75, size_limit=64_000, accuracy_bar=0.75)
+    assert edge.passed and "64,000 B (✓ limit 64,000 B), accuracy 0.750 (✓ bar 0.750)" in edge.text()
+    round_up = teach.challenge("prune", bytes_=99_960, accuracy=0.8, size_limit=100_000, accuracy_bar=0.75)
+    assert "99,960 B (✓ limit 100,000 B)" in round_up.text()      # not "100.0 KB (✓ limit 100 KB)"
+    apart = teach.challenge("prune", bytes_=60_000, accuracy=0.8, size_limit=64_000, accuracy_bar=0.75)
+    assert "60.0 KB (✓ limit 64.0 KB), accuracy 0.800 (✓ bar 0.750)" in apart.text()   # readable when apart
+
+
+@pytest.mark.parametrize("top,shown", [(0.0099, "0.0099"), (0.0101, "0.0101"), (1.01, "1.0100")])
+def test_small_values_keep_their_digits_whatever_the_column_maximum(top, shown):
+    col = teach.table([dict(e=top), dict(e=0.0012), dict(e=0.0)])["e"].tolist()
+    assert col == [shown, "0.0012", "0.0000"]                              # one rule on both sides of 0.01 and 1
+
+
+def test_interpret_names_the_comparisons_own_level():
+    rng = np.random.default_rng(0)
+    a, spk = rng.random(400) < 0.6, np.repeat(np.arange(40), 10)
+    b = a.copy()
+    b[rng.choice(400, 4, replace=False)] = False
+    c90 = stats.paired_compare(a, b, spk, level=0.90)
+    s = teach.interpret(c90, expected="similar")
+    assert "(90% paired interval over 40 speakers" in s and "95%" not in s
+    assert "(90% paired interval" in c90.text()
+    assert "(95% paired interval" in teach.interpret(stats.paired_compare(a, b, spk), expected="similar")
+    assert "(97.5% paired interval" in teach.interpret(stats.paired_compare(a, b, spk, level=0.975))

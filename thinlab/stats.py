@@ -21,7 +21,9 @@ Taught in: 00_speech_commands
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -88,7 +90,7 @@ class Interval:
 
     def text(self) -> str:
         """``0.733 (95% interval 0.62–0.84, 7 speakers, 86 clips)``."""
-        return (f"{self.accuracy:.3f} ({self.level:.0%} interval {self.low:.3f}–{self.high:.3f}, "
+        return (f"{self.accuracy:.3f} ({level_text(self.level)} interval {self.low:.3f}–{self.high:.3f}, "
                 f"{self.n_speakers} speakers, {self.n_clips} clips)")
 
     def as_dict(self) -> dict:
@@ -142,7 +144,7 @@ class Comparison:
     def text(self) -> str:
         """``A 0.721 vs B 0.674: +4.7 points (95% interval −1.2 to +10.3): within noise``."""
         return (f"{self.a} {self.acc_a:.3f} vs {self.b} {self.acc_b:.3f}: {points_text(self.diff)} points "
-                f"({self.level:.0%} paired interval over {self.n_speakers} speakers {self.bounds_text()}): "
+                f"({level_text(self.level)} paired interval over {self.n_speakers} speakers {self.bounds_text()}): "
                 + {"better": f"{self.a} is better", "worse": f"{self.a} is worse",
                    "within noise": "within noise"}[self.verdict])
 
@@ -150,20 +152,67 @@ class Comparison:
         return asdict(self)
 
 
+def level_text(level: float) -> str:
+    """A confidence level as a percentage: ``0.95`` → ``"95%"``, ``0.9`` → ``"90%"``, ``0.975`` → ``"97.5%"``.
+
+    Taught in: 00_speech_commands
+    """
+    return f"{100 * float(level):.10g}%"
+
+
 def points_text(fraction: float) -> str:
     """An accuracy difference in points with its sign, ``+4.7``; one decimal unless that would print a
-    non-zero value as ``±0.0`` (then as many as it takes, up to 4).
+    non-zero value as ``±0.0`` (then as many as it takes to show its first significant digit). Only an
+    exact zero prints as ``+0.0``: :func:`paired_compare` computes ties exactly, so no rounding noise
+    reaches here to be hidden.
 
     Taught in: 00_speech_commands
     """
     x = 100 * float(fraction)
-    if abs(x) < 1e-6:                                    # rounding noise, not a difference a test set can make
-        x = 0.0
-    for places in range(1, 5):
+    if x == 0:
+        x = 0.0                                          # -0.0 is a tie too: "+0.0", never "-0.0"
+    places, text = 1, f"{x:+.1f}"
+    while math.isfinite(x) and x != 0 and float(text) == 0:
+        places += 1
         text = f"{x:+.{places}f}"
-        if x == 0 or float(text) != 0:
-            return text
     return text
+
+
+# Recognising per-clip fractions k/n (seed-averaged hits passed as floats) as exact rationals: the
+# largest n tried, and how far the float may sit from k/n. Means over seeds are within a few ulps
+# (~1e-16) of k/n, while two fractions with n ≤ MAX_DENOMINATOR lie at least 1/MAX_DENOMINATOR² = 1e-8
+# apart, so 1e-12 tells them apart without ambiguity. This is a tolerance on *reading* the input, not on
+# ties: everything after it is integer arithmetic.
+MAX_DENOMINATOR = 10_000
+_FRACTION_TOL = 1e-12
+
+
+def _hit_counts(correct) -> tuple[np.ndarray, int] | None:
+    """Per-clip correctness as exact integers: ``(counts (N,) int64, n)`` with fraction ``counts / n``.
+
+    Booleans (or 0/1) of shape (seeds, N) give the hits summed over seeds and ``n = seeds``; fractions
+    that are multiples of 1/q (q ≤ :data:`MAX_DENOMINATOR`, e.g. hits averaged over q seeds) give
+    ``counts = fraction · q``. ``None`` when the fractions are not such multiples (arbitrary floats).
+    Call after :func:`_bool_or_fraction` has validated the input.
+    """
+    c = np.asarray(correct)
+    flat = c.reshape(-1)
+    if c.dtype == bool:
+        k, q = flat.astype(np.int64), 1
+    else:
+        f = flat.astype(np.float64)
+        q = 1
+        for u in np.unique(f):                           # few distinct values when they are k/q fractions
+            r = Fraction(float(u)).limit_denominator(MAX_DENOMINATOR)
+            if abs(r.numerator / r.denominator - u) > _FRACTION_TOL:
+                return None
+            q = math.lcm(q, r.denominator)
+            if q > MAX_DENOMINATOR:
+                return None
+        k = np.rint(f * q).astype(np.int64)
+    if c.ndim == 2:                                      # (seeds, N): hits summed over seeds, n = seeds · q
+        return k.reshape(c.shape).sum(axis=0), q * c.shape[0]
+    return k, q
 
 
 def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str = "B", n_boot: int = N_BOOT,
@@ -171,8 +220,14 @@ def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str 
     """Compare two models scored on the same clips with a paired bootstrap over speakers.
 
     ``correct_a`` and ``correct_b``: bool (N,) (or (seeds, N), averaged per clip) for the same N clips in
-    the same order. The verdict is ``"better"`` when the whole interval of ``acc_a − acc_b`` is above 0,
-    ``"worse"`` when it is below, else ``"within noise"``.
+    the same order; the two may have different numbers of seeds. The verdict is ``"better"`` when the
+    whole interval of ``acc_a − acc_b`` is above 0, ``"worse"`` when it is below, else ``"within noise"``.
+
+    Ties are exact: hits are counted in integers (summed over seeds; per-clip fractions that are
+    multiples of 1/q, such as hits already averaged over seeds, are read back as counts), and every sum
+    and bootstrap resample is an integer, divided by the seeds and clips only at the end. A resample
+    whose clips tie on balance is exactly 0, never ±1e-17, so no tolerance is needed. Only per-clip
+    fractions that are not such multiples (arbitrary floats) are summed in floating point.
 
     Taught in: 00_speech_commands
     """
@@ -180,22 +235,32 @@ def paired_compare(correct_a, correct_b, speakers=None, *, a: str = "A", b: str 
     if ca.shape != cb.shape:
         raise ValueError(f"correct_a has {ca.size} clips and correct_b {cb.size}: a paired comparison needs both "
                          "models scored on the same clips in the same order")
-    ids = _clusters(speakers, len(ca))
+    n = len(ca)
+    ids = _clusters(speakers, n)
     k = int(ids.max()) + 1
-    per_clip = ca - cb                                   # (N,); seed-averaged fractions carry rounding noise
-    per_clip[np.abs(per_clip) < 1e-9] = 0.0              # equal per-clip scores are a tie, not a 1e-17 lead
-    d = np.bincount(ids, weights=per_clip, minlength=k)
-    m = np.bincount(ids, minlength=k).astype(np.float64)
+    m = np.bincount(ids, minlength=k)                    # clips per cluster (int)
     W = _weights(k, n_boot, seed)
-    boot = (W @ d) / np.maximum(W @ m, 1e-12)
-    boot[np.abs(boot) < 1e-9] = 0.0                      # a resample whose clips tie is 0, not ±1e-17
-    q = (1 - level) / 2
-    lo, hi = float(np.quantile(boot, q)), float(np.quantile(boot, 1 - q))
+    counts_a, counts_b = _hit_counts(correct_a), _hit_counts(correct_b)
+    if counts_a is not None and counts_b is not None:
+        (ka, qa), (kb, qb) = counts_a, counts_b
+        q = math.lcm(qa, qb)                             # per clip: (ka·q/qa − kb·q/qb) / q, exactly
+        per_clip = ka * (q // qa) - kb * (q // qb)       # int64
+        d = np.zeros(k, np.int64)
+        np.add.at(d, ids, per_clip)                      # per-cluster sums, exact
+        Wi = W.astype(np.int64)                          # multinomial counts: exact integers
+        boot = (Wi @ d) / ((Wi @ m) * q)                 # exactly 0 when a resample ties
+        acc_a, acc_b = int(ka.sum()) / (n * qa), int(kb.sum()) / (n * qb)
+        diff = int(per_clip.sum()) / (n * q)
+    else:                                                # arbitrary float fractions: no exact form
+        per_clip = ca - cb
+        d = np.bincount(ids, weights=per_clip, minlength=k)
+        boot = (W @ d) / (W @ m)
+        acc_a, acc_b, diff = float(ca.mean()), float(cb.mean()), float(per_clip.mean())
+    q_ = (1 - level) / 2
+    lo, hi = float(np.quantile(boot, q_)), float(np.quantile(boot, 1 - q_))
     verdict = "better" if lo > 0 else "worse" if hi < 0 else "within noise"
-    diff = float(per_clip.mean())
-    diff = 0.0 if abs(diff) < 1e-12 else diff
-    return Comparison(a, b, float(ca.mean()), float(cb.mean()), diff, lo, hi, verdict,
-                      int(len(ca)), _n_speakers(speakers, len(ca)), level)
+    return Comparison(a, b, float(acc_a), float(acc_b), float(diff), lo, hi, verdict,
+                      int(n), _n_speakers(speakers, n), level)
 
 
 def correct(model, X, y, *, device=None) -> np.ndarray:

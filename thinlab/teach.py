@@ -133,17 +133,30 @@ def table(rows, *, percent=(), bytes_=(), integers=(), digits: int = 3, index=No
     return out
 
 
+MAX_DECIMALS = 8          # a column never prints more decimals than this (8 shows 2 digits of 1e-7)
+
+
 def _decimals(values, digits: int) -> int:
-    """Decimals that give the column's largest magnitude ``digits`` significant digits (``digits`` below 1),
-    so 0.019 and 0.010 line up instead of printing as 0.019 and 0.01."""
-    top = max((abs(float(v)) for v in values), default=0.0)
-    if top == 0:
+    """One number of decimals for a whole column, by one rule at every magnitude:
+
+    * the largest magnitude gets ``digits`` significant digits, but never more than ``digits`` decimals
+      (so 0.019, 0.010 and 0.0336 line up as 0.019, 0.010, 0.034, and 104.4 prints as 104);
+    * every non-zero value gets at least 2 significant digits (up to :data:`MAX_DECIMALS` decimals), so
+      a small value (an error, a step size) never prints as 0.00 or 0.001 whatever the column's maximum:
+      0.0012 prints as 0.0012 beside 0.0099, 0.0101 or 1.01.
+    """
+    mags = [abs(float(v)) for v in values]
+    mags = [v for v in mags if v != 0 and math.isfinite(v)]
+    if not mags:
         return digits
-    if top < 0.01:                  # tiny numbers (errors, step sizes): keep `digits` significant digits
-        return min(8, digits - 1 - int(math.floor(math.log10(top))))
-    if top < 1:
-        return digits
-    return max(0, digits - 1 - int(math.floor(math.log10(top))))
+    top, small = max(mags), min(mags)
+    natural = min(digits, max(0, digits - 1 - _exponent(top)))
+    return max(natural, min(MAX_DECIMALS, 2 - 1 - _exponent(small)))
+
+
+def _exponent(v: float) -> int:
+    """The decimal exponent of ``v > 0``: 0 for 1.0–9.99, -3 for 0.001–0.00999."""
+    return int(math.floor(math.log10(v)))
 
 
 def _num(v) -> bool:
@@ -170,7 +183,7 @@ def interpret(cmp, *, expected: str = "better", reasons=(), claim: str = "") -> 
     gap = stats.points_text(abs(cmp.diff)).lstrip("+")      # never "0.0 points ahead" for a non-zero gap
     head = (f"{what}: {cmp.a} {cmp.acc_a:.3f} vs {cmp.b} {cmp.acc_b:.3f}, {cmp.a} {gap} points "
             f"{way}" if way != "level" else f"{what}: both {cmp.acc_a:.3f}")
-    noise = (f" (95% paired interval over {cmp.n_speakers} speakers {cmp.bounds_text()})")
+    noise = f" ({stats.level_text(cmp.level)} paired interval over {cmp.n_speakers} speakers {cmp.bounds_text()})"
     if cmp.verdict == "within noise":
         body = ": within noise, so this run cannot tell them apart"
         agrees = expected == "similar"
@@ -201,16 +214,42 @@ class Challenge:
         self.passed = self.bytes <= self.size_limit and self.accuracy >= self.accuracy_bar
 
     def text(self) -> str:
+        """``✗ not yet: name: 64,040 B (✗ limit 64,000 B), accuracy 0.7496 (✗ bar 0.7498)``.
+
+        Bytes in KB / MB unless the value and the limit would print the same (``64.0 KB`` beside
+        ``64.0 KB``): then exact bytes with thousands separators. Accuracies with 3 decimals, or as many
+        as it takes for an accuracy that differs from the bar to print differently. So a ✓ or ✗ never
+        stands beside two numbers that read the same unless they are the same."""
         size_ok = "✓" if self.bytes <= self.size_limit else "✗"
         acc_ok = "✓" if self.accuracy >= self.accuracy_bar else "✗"
-        return (f"{'✓ challenge met' if self.passed else '✗ not yet'}: {self.name}: {human_bytes(self.bytes)} "
-                f"({size_ok} limit {human_bytes(self.size_limit)}), accuracy {self.accuracy:.3f} "
-                f"({acc_ok} bar {self.accuracy_bar:.3f})")
+        size, limit = human_bytes(self.bytes), human_bytes(self.size_limit)
+        if _shown_bytes(size) == _shown_bytes(limit):
+            size, limit = f"{self.bytes:,} B", f"{self.size_limit:,} B"
+        places = _places_apart(self.accuracy, self.accuracy_bar, 3)
+        return (f"{'✓ challenge met' if self.passed else '✗ not yet'}: {self.name}: {size} "
+                f"({size_ok} limit {limit}), accuracy {self.accuracy:.{places}f} "
+                f"({acc_ok} bar {self.accuracy_bar:.{places}f})")
 
     def leaderboard(self, who: str = "you") -> str:
-        """``LEADERBOARD | name | who | bytes | accuracy | passed``: one line a class can collect and sort."""
-        return (f"LEADERBOARD | {self.name} | {who} | {self.bytes} | {self.accuracy:.4f} | "
+        """``LEADERBOARD | name | who | bytes | accuracy | passed``: one line a class can collect and sort.
+        Exact bytes; the accuracy with 4 decimals, or more when :meth:`text` needs more to tell it from
+        the bar (so the line never reads 0.7498 beside "fail" against a bar of 0.7498)."""
+        places = _places_apart(self.accuracy, self.accuracy_bar, 4)
+        return (f"LEADERBOARD | {self.name} | {who} | {self.bytes} | {self.accuracy:.{places}f} | "
                 f"{'pass' if self.passed else 'fail'}")
+
+
+def _shown_bytes(text: str) -> float:
+    """The byte count a :func:`human_bytes` text shows: ``"64.0 KB"`` → 64000.0."""
+    number, unit = text.split()
+    return float(number.replace(",", "")) * {"GB": 1e9, "MB": 1e6, "KB": 1e3, "B": 1.0}[unit]
+
+
+def _places_apart(x: float, y: float, places: int) -> int:
+    """At least ``places`` decimals, more while two different numbers would still print the same."""
+    while x != y and f"{x:.{places}f}" == f"{y:.{places}f}" and places < 30:
+        places += 1
+    return places
 
 
 def challenge(name: str, *, bytes_: int, accuracy: float, size_limit: int, accuracy_bar: float) -> Challenge:
