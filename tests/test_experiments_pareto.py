@@ -115,19 +115,89 @@ def test_ship_answer_picks_the_most_accurate_point_under_the_budget():
            _pt("pipeline", pareto.PIPELINE_FAMILY, 57_000, 0.61, "quantize"),
            _pt("lowrank", "factors, hashing", 64_000, 0.62),            # exactly at the budget: it fits
            _pt("prune", "pruning", 64_001, 0.99)]                        # one byte over: it does not
-    rec, lines = pareto.ship_answer(pts, 64_000, noise_points=10.0)
-    assert rec["best"]["method"] == "baseline: lstm quantised" and rec["baseline_beats_pipeline"] is True
+    rec, lines = pareto.ship_answer(pts, 64_000)
+    assert rec["best"]["method"] == "baseline: lstm quantised"
+    assert rec["baseline_beats_pipeline"] is None and rec["baseline_vs_pipeline"] is None   # no hits: no verdict
     assert "No baseline fits as trained: the smallest, baseline: lstm, takes 384 KB" in lines[1]
-    assert "14.0 points ahead of the pipeline" in lines[2] and "is beyond the ±10.0 points" in lines[2]
+    assert "the baseline is 14.0 points ahead of the pipeline" in lines[2] and "no verdict on noise" in lines[2]
+    assert "±10.0" not in lines[2]
     rec, lines = pareto.ship_answer(pts[2:], 64_000)
     assert rec["best"]["method"] == "lowrank" and rec["baseline_beats_pipeline"] is None
     assert "No form of the baselines fits" in lines[-1]
     rec, lines = pareto.ship_answer(pts, 1_000)
     assert rec["best"] is None and "No model of this run fits" in lines[0]
-    rec, lines = pareto.ship_answer([pts[1], dict(pts[2], acc=0.76)], 64_000, noise_points=5.0)
-    assert rec["baseline_beats_pipeline"] is False and "1.0 points behind the pipeline" in lines[-1] and "within" in lines[-1]
+    rec, lines = pareto.ship_answer([pts[1], dict(pts[2], acc=0.76)], 64_000)
+    assert rec["baseline_beats_pipeline"] is None and "1.0 points behind the pipeline" in lines[-1]
+    rec, lines = pareto.ship_answer([pts[1], dict(pts[2], acc=0.7499)], 64_000)
+    assert "the baseline is 0.01 points ahead of the pipeline" in lines[-1]           # not "0.0 points ahead"
     with pytest.raises(ValueError, match="positive number of bytes"):
         pareto.ship_answer(pts, 0)
+
+
+def _hits_pair(n_speakers=40, per=10, *, base_only, pipe_only, seed=0):
+    """Per-clip hits of a baseline and a pipeline point on the same n_speakers·per clips: both right on 60 %
+    of the clips, then the baseline alone right on ``base_only`` more and the pipeline alone on ``pipe_only``
+    more (random clips, so spread over the speakers)."""
+    rng = np.random.default_rng(seed)
+    n = n_speakers * per
+    order = rng.permutation(n)
+    both = order[: int(0.6 * n)]
+    b_only, p_only = order[len(both): len(both) + base_only], order[len(both) + base_only:][:pipe_only]
+    base, pipe = np.zeros(n, bool), np.zeros(n, bool)
+    base[both] = pipe[both] = True
+    base[b_only], pipe[p_only] = True, True
+    return base, pipe, np.repeat(np.arange(n_speakers), per)
+
+
+def test_ship_answer_judges_the_gap_by_its_own_paired_comparison():
+    """The gap between the best baseline and the pipeline is judged by paired_compare on their own hits,
+    not by the half-width of another pair's interval: here the two disagree both ways."""
+    from thinlab import stats
+
+    def answer(base_hits, pipe_hits, spk):
+        base_pt = _pt("baseline: cnn quantised", "baselines, quantised", 50_000, float(base_hits.mean()), "4 bits")
+        pipe_pt = _pt("pipeline", pareto.PIPELINE_FAMILY, 57_000, float(pipe_hits.mean()), "quantize")
+        pts = [dict(base_pt, hits=base_hits), dict(pipe_pt, hits=pipe_hits)]
+        return pareto.ship_answer(pts, 64_000, speakers=spk)
+
+    # 3 points ahead on 12 clips where only the baseline is right: a consistent gap, beyond noise, although
+    # it is smaller than a ±5-point interval of compressed vs teacher (the old code said "within")
+    base, pipe, spk = _hits_pair(base_only=12, pipe_only=0)
+    rec, lines = answer(base, pipe, spk)
+    want = stats.paired_compare(base, pipe, spk, a="the baseline", b="the pipeline")
+    assert want.verdict == "better" and rec["baseline_vs_pipeline"] == want.as_dict()
+    assert rec["baseline_beats_pipeline"] is True
+    assert want.text() in lines[-1] and "the baseline is better" in lines[-1] and "within" not in lines[-1]
+    assert f"Paired on the same {len(base)} clips" in lines[-1]
+    # the same 3 points as 60 clips won against 48 lost: within noise, although larger than a ±0.5-point
+    # interval of compressed vs teacher (the old code said "beyond" and recorded True)
+    base, pipe, spk = _hits_pair(base_only=60, pipe_only=48)
+    assert np.isclose(base.mean() - pipe.mean(), 0.03)
+    rec, lines = answer(base, pipe, spk)
+    assert rec["baseline_vs_pipeline"]["verdict"] == "within noise" and rec["baseline_beats_pipeline"] is None
+    assert "within noise, so this run cannot tell them apart" in lines[-1] and "beyond" not in lines[-1]
+    # the pipeline ahead beyond noise: recorded as False
+    pipe, base, spk = _hits_pair(base_only=12, pipe_only=0)
+    rec, lines = answer(base, pipe, spk)
+    assert rec["baseline_vs_pipeline"]["verdict"] == "worse" and rec["baseline_beats_pipeline"] is False
+    assert "the baseline is worse" in lines[-1]
+    # the record keeps the points, not their hits; without speakers there is no paired verdict
+    assert all("hits" not in rec[k] for k in ("best", "best_pipeline", "best_baseline"))
+    pts = [dict(_pt("baseline: cnn quantised", "baselines, quantised", 50_000, 0.6), hits=base),
+           dict(_pt("pipeline", pareto.PIPELINE_FAMILY, 57_000, 0.6), hits=pipe)]
+    rec, lines = pareto.ship_answer(pts, 64_000)
+    assert rec["baseline_vs_pipeline"] is None and "the two score the same; without" in lines[-1]
+
+
+def test_points_keep_hits_for_paired_comparisons_but_not_in_charts():
+    rows = pareto.stage_table(ROWS, [3, 4, 10])
+    hits = {r["stage"]: np.arange(100) < round(100 * r["acc_ft"]) for r in ROWS}
+    pts = pareto.run_points(rows, hits=hits)
+    assert [p["hits"].mean() for p in pts] == pytest.approx([r["acc_ft"] for r in ROWS])
+    assert "hits" not in pareto.run_points(rows)[0]                           # hits only where given
+    all_rows, front = pareto.chart_points(pts, pts[:1])
+    assert all("hits" not in r for r in all_rows + front) and all("hits" in p for p in pts)
+    assert pareto.without_hits(pts)[1] == {k: v for k, v in pts[1].items() if k != "hits"}
 
 
 def test_chart_points_name_every_point_and_refuse_too_many_families():
@@ -195,6 +265,10 @@ def test_teacher_record_and_stage_table_on_a_tiny_dnn(toy, tmp_path):
     S.add("prune", lambda m: pl.stage_prune(m, keep=16))
     S.add("quantize", lambda m: pl.stage_quantize(m, n_bits=8))
     assert [r["stage"] for r in S.rows] == ["dense", "prune", "quantize"]
+    assert list(S.hits) == ["dense", "prune", "quantize"]                # per-clip hits, for paired comparisons
+    assert all(S.hits[r["stage"]].shape == ev["y"].shape and np.isclose(S.hits[r["stage"]].mean(), r["acc_ft"])
+               for r in S.rows)
+    assert np.array_equal(S.hits["quantize"], train.predict(S.final, ev["X"]) == ev["y"])
     assert S.rows[0]["bytes"] > S.rows[1]["bytes"] > S.rows[2]["bytes"] == pl.model_bytes(S.final)
     assert S.rows[2]["acc_ft"] >= T["acc"] - 0.25                     # mild settings keep most of the accuracy
     with pytest.raises(ValueError, match="already in the table"):
@@ -270,3 +344,30 @@ def test_quantize_all_weights_covers_conv_and_lstm_gates():
     pts = pareto.baseline_points({"lstm": m}, {"X": np.zeros((4, 16, 8), np.float32), "y": np.zeros(4, int)}, bits=[4])
     assert [p["method"] for p in pts] == ["baseline: lstm", "baseline: lstm quantised"]
     assert pts[1]["bytes"] == pareto.quantize_all_weights(m, n_bits=4)[1] and pts[0]["family"] == pareto.BASELINE_FAMILY
+    assert all(p["hits"].shape == (4,) and np.isclose(p["hits"].mean(), p["acc"]) for p in pts)
+
+
+def test_quantize_all_weights_is_quant_sweep_on_every_weight_matrix():
+    """One home for post-training quantisation of a whole model: quant_sweep's weight_tensors,
+    quantize_weights, with_weights and model_bytes, with quant_sweep's rules (a codebook no smaller
+    than a tiny W leaves that W float32)."""
+    import torch
+
+    from thinlab.experiments import quant_sweep as qs
+
+    want = {("cnn", 8): 136_304, ("cnn", 4): 70_604, ("lstm", 8): 103_984, ("lstm", 4): 56_560}   # as before
+    for (name, bits), nbytes in want.items():
+        train.seed_everything(0)
+        m = build_model(name, 10)
+        q, got = pareto.quantize_all_weights(m, n_bits=bits)
+        qz = qs.quantize_weights(qs.weight_tensors(m), method="uniform_sym_channel", n_bits=bits)
+        assert got == nbytes == qs.model_bytes(m, qz)
+        ref = qs.with_weights(m, qz)
+        assert all(torch.equal(a, b) for a, b in zip(q.state_dict().values(), ref.state_dict().values()))
+    train.seed_everything(0)
+    cnn = build_model("cnn", 3, n_frames=16, n_mels=8)
+    q, got = pareto.quantize_all_weights(cnn, method="kmeans", n_bits=8)   # the 3x3 first conv: 72 weights < 256
+    tiny = "features.0.weight"
+    assert torch.equal(q.get_parameter(tiny), cnn.get_parameter(tiny))             # left float32
+    qz = qs.quantize_weights(qs.weight_tensors(cnn), method="kmeans", n_bits=8)
+    assert tiny not in qz and got == qs.model_bytes(cnn, qz) < pl.model_bytes(cnn)

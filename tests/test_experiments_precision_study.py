@@ -122,11 +122,37 @@ def test_first_step_pure_fp16_overshoots_where_adam_state_underflows(tiny):
     out = ps.first_step(model, ds.X_train, ds.y_train, lr=1e-3, batch_size=12)
     assert out["mixed"]["over_2lr"] == 0.0            # Adam's first step moves each weight by at most about lr
     assert out["mixed"]["max_over_lr"] < 2
-    for mode in ("pure", "mixed"):
-        assert 0 <= out[mode]["over_2lr"] <= 1 and 0 <= out[mode]["lost"] <= 1
+    n = sum(p.numel() for p in model.parameters())
+    assert 0 < out["pure"]["weights"] == out["mixed"]["weights"] <= n     # both shares over the same weights
+    assert out["mixed"]["lost"] == 0.0                 # float32 masters: every weight with a gradient moves
+    assert out["pure"]["lost"] > 0                     # float16: some updates underflow or round away
     assert 0 <= out["v_underflow"] <= 1
     if out["v_underflow"] > 0.05:                      # small gradients: v = 0 in float16, the step is lr·g/ε
         assert out["pure"]["max_over_lr"] > out["mixed"]["max_over_lr"]
+
+
+def test_first_step_counts_both_modes_over_the_weights_with_a_float32_gradient():
+    """One Linear(3 → 8) at zero weights and one clip x = (1, 2e-3, 2^-24) of class 0: the gradient of
+    W[:, j] is x_j·(p − onehot), p = 1/8. Column 0 takes a normal Adam step (≈ lr); for column 1 Adam's
+    0.001·g² underflows in float16, so its step is lr·g/ε = 2.5 and 17.5 lr; column 2's gradients
+    (≈ 7e-9 and 5e-8) underflow in float16, so those 8 weights do not move at all in pure FP16, while
+    mixed precision (float32 masters, unscaled in float32) moves them. All 32 weights have a float32
+    gradient: every share is over 32 in both modes (pure FP16 must not drop column 2 from its denominator)."""
+    from torch import nn
+
+    model = nn.Linear(3, 8)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    X, y = np.array([[1.0, 2e-3, 2.0 ** -24]], np.float32), np.array([0])
+    out = ps.first_step(model, X, y, lr=1e-3, batch_size=1)
+    assert out["pure"]["weights"] == out["mixed"]["weights"] == 32
+    assert out["pure"]["over_2lr"] == pytest.approx(8 / 32)      # column 1, over all 32 (not 8 of 25)
+    assert out["pure"]["lost"] == pytest.approx(8 / 32)          # column 2: its float16 gradient underflowed
+    assert out["mixed"]["over_2lr"] == 0 and out["mixed"]["lost"] == 0
+    assert out["pure"]["over_2lr"] > out["mixed"]["over_2lr"]
+    assert out["pure"]["max_over_lr"] == pytest.approx(17.5, rel=0.01) and out["mixed"]["max_over_lr"] < 2
+    assert out["v_underflow"] == pytest.approx(16 / 32)           # columns 1 and 2: 0.001·g² is 0 in float16
 
 
 def _transfer_fixture(pure_acc, mixed_acc, scratch_acc, control_acc, n=200, seeds=3):

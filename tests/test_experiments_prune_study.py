@@ -195,6 +195,29 @@ def test_best_under_budgets_and_winners_text():
     assert tie[0]["winner"] == "b"                                        # the smaller of two equal scores
     assert ps.winners_text(tie).endswith("scores 0.800, level with c 0.800 (b is named for its fewer bytes), "
                                          "ahead of a 0.700")               # never "ahead of c 0.800"
+    assert tie[0]["model bytes"] == {"a": 500, "b": 400, "c": 450}       # each model's best row that fits
+
+
+def test_winners_text_names_fewer_bytes_only_when_the_winner_has_them():
+    row = lambda m, acc, b: {"model": m, "sparsity": 0.0, "test accuracy": acc, "bytes": b}   # noqa: E731
+    # the review's case: dnn wins on accuracy by 0.0003 with MORE bytes; both print 0.812
+    best = ps.best_under_budgets([row("dnn", 0.8124, 200_000), row("cnn", 0.8121, 100_000)], [250_000])
+    text = ps.winners_text(best)
+    assert best[0]["winner"] == "dnn" and best[0]["model bytes"] == {"cnn": 100_000, "dnn": 200_000}
+    assert text.endswith("scores 0.812, level with cnn 0.812 (dnn is ahead by less than 0.001)")
+    assert "fewer bytes" not in text
+    # ahead by less than 0.001 AND fewer bytes: the parenthesis may name the bytes
+    best = ps.best_under_budgets([row("dnn", 0.8124, 100_000), row("cnn", 0.8121, 200_000)], [250_000])
+    assert ps.winners_text(best).endswith("level with cnn 0.812 (dnn is named for its fewer bytes)")
+    # an exact tie in accuracy and bytes: neither reason holds
+    best = ps.best_under_budgets([row("dnn", 0.8, 100), row("cnn", 0.8, 100)], [250])
+    assert ps.winners_text(best).endswith("level with cnn 0.800 (the same accuracy and bytes as dnn)")
+    # two level models with different reasons: each gets its own
+    best = ps.best_under_budgets([row("dnn", 0.8124, 200), row("cnn", 0.8121, 100), row("lstm", 0.8124, 300)],
+                                 [250, 400])
+    assert ps.winners_text(best[:1]).endswith("level with cnn 0.812 (dnn is ahead by less than 0.001)")
+    assert ps.winners_text(best[1:]).endswith("level with cnn 0.812 (dnn is ahead by less than 0.001), "
+                                              "lstm 0.812 (dnn is named for its fewer bytes)")
 
 
 def test_energy_text_words_follow_the_numbers():

@@ -107,10 +107,15 @@ def test_lesson_06(run_lesson_fast, data):
     if best is not None:
         assert (ship["best"]["method"], ship["best"]["detail"]) == (best["method"], best["detail"])
         assert f"The most accurate model at or under it is {pareto.point_name(best)}" in out["text"]
-    base = [p["acc"] for p in fits if p["method"].startswith("baseline:")]
-    pipe = [p["acc"] for p in fits if p["method"] == "pipeline"]
-    want = max(base) > max(pipe) if base and pipe else None
-    assert ship["baseline_beats_pipeline"] == want
+    base = [p for p in fits if p["method"].startswith("baseline:")]
+    pipe = [p for p in fits if p["method"] == "pipeline"]
+    vs = ship["baseline_vs_pipeline"]                    # paired: best baseline minus best pipeline, same clips
+    if base and pipe:
+        assert np.isclose(vs["acc_a"], max(p["acc"] for p in base)) and np.isclose(vs["acc_b"], max(p["acc"] for p in pipe))
+        assert vs["verdict"] == ("better" if vs["low"] > 0 else "worse" if vs["high"] < 0 else "within noise")
+        assert ship["baseline_beats_pipeline"] == {"better": True, "worse": False, "within noise": None}[vs["verdict"]]
+    else:
+        assert vs is None and ship["baseline_beats_pipeline"] is None
     big = min(p["bytes"] for p in pts if p["method"] in ("baseline: cnn", "baseline: lstm", "baseline: dnn"))
     assert ("No baseline fits as trained" in out["text"]) == (big > budget)
 

@@ -79,7 +79,9 @@ class StageTable:
     ``add(stage, step)`` applies ``step`` (a model → model function, e.g.
     ``lambda m: pl.stage_prune(m, keep=K)``) to the previous stage's post-training model and to its
     fine-tuned model, fine-tunes the second for ``finetune_epochs``, scores both on ``ev`` and appends
-    a row ``{stage, bytes, acc_post, acc_ft}`` to ``rows``. ``post`` / ``ft`` map each stage to its model.
+    a row ``{stage, bytes, acc_post, acc_ft}`` to ``rows``. ``post`` / ``ft`` map each stage to its model;
+    ``hits`` maps each stage to its fine-tuned model's per-clip correctness on ``ev`` (bool (N,), the
+    mean of which is ``acc_ft``), for paired comparisons (:func:`run_points` ``hits=``).
 
     Taught in: 06_pipeline
     """
@@ -87,9 +89,10 @@ class StageTable:
     def __init__(self, teacher, ev: dict, X_train, y_train, *, finetune_epochs: int, seed: int = 0, device=None):
         self.ev, self.X_train, self.y_train = ev, X_train, y_train
         self.finetune_epochs, self.seed, self.device = finetune_epochs, seed, device
-        acc = pl.accuracy(teacher, ev["X"], ev["y"])
+        hits = stats.correct(teacher, ev["X"], ev["y"])
+        acc = float(hits.mean())
         self.rows = [{"stage": "dense", "bytes": pl.model_bytes(teacher), "acc_post": acc, "acc_ft": acc}]
-        self.post, self.ft = {"dense": teacher}, {"dense": teacher}
+        self.post, self.ft, self.hits = {"dense": teacher}, {"dense": teacher}, {"dense": hits}
 
     @property
     def final(self):
@@ -108,10 +111,10 @@ class StageTable:
         if nbytes != pl.model_bytes(m_ft):
             raise RuntimeError(f"stage {stage}: the two tracks have different structures, hence different bytes")
         X, y = self.ev["X"], self.ev["y"]
-        row = {"stage": stage, "bytes": nbytes, "acc_post": pl.accuracy(m_post, X, y),
-               "acc_ft": pl.accuracy(m_ft, X, y)}
+        hits = stats.correct(m_ft, X, y)
+        row = {"stage": stage, "bytes": nbytes, "acc_post": pl.accuracy(m_post, X, y), "acc_ft": float(hits.mean())}
         self.rows.append(row)
-        self.post[stage], self.ft[stage] = m_post, m_ft
+        self.post[stage], self.ft[stage], self.hits[stage] = m_post, m_ft, hits
         print(f"{stage:>9}: {nbytes:>10,} bytes ({self.rows[0]['bytes'] / nbytes:6.1f}x in all, "
               f"{prev['bytes'] / nbytes:4.1f}x this stage); accuracy post-training {row['acc_post']:.3f}, "
               f"fine-tuned {row['acc_ft']:.3f}")
@@ -385,16 +388,22 @@ def quant_points(teacher, ev: dict, *, methods, bits) -> list[dict]:
             for r in rows]
 
 
-def run_points(rows, students: dict | None = None) -> list[dict]:
+def run_points(rows, students: dict | None = None, *, hits: dict | None = None) -> list[dict]:
     """Pareto points of the dense teacher (``"baseline: dnn"``), each fine-tuned pipeline stage (``rows`` from
     :func:`stage_table`) and the two students (``students``: the record of :func:`distillation_study`).
 
+    ``hits``: stage → per-clip correctness of its fine-tuned model on the evaluation clips
+    (:attr:`StageTable.hits`); each point of a stage in it carries those as ``hits``, so
+    :func:`ship_answer` can compare it paired with another point.
+
     Taught in: 06_pipeline
     """
+    hits = hits or {}
+    with_hits = lambda r: {"hits": np.asarray(hits[r["stage"]])} if r["stage"] in hits else {}   # noqa: E731
     pts = [{"method": "baseline: dnn", "bytes": rows[0]["bytes"], "acc": rows[0]["acc_ft"], "detail": "float32, teacher",
-            "family": BASELINE_FAMILY}]
+            "family": BASELINE_FAMILY, **with_hits(rows[0])}]
     pts += [{"method": "pipeline", "bytes": r["bytes"], "acc": r["acc_ft"], "detail": r["stage"],
-             "family": PIPELINE_FAMILY} for r in rows[1:]]
+             "family": PIPELINE_FAMILY, **with_hits(r)} for r in rows[1:]]
     if students:
         pts += [{"method": name, "bytes": students["bytes"], "acc": students[f"acc_{name}"],
                  "detail": f"student, mean of {len(students.get('seeds', [0]))} seed(s)", "family": "students (DNN)"}
@@ -403,53 +412,51 @@ def run_points(rows, students: dict | None = None) -> list[dict]:
 
 
 def quantize_all_weights(model, *, method: str = "uniform_sym_channel", n_bits: int) -> tuple[object, int]:
-    """Post-training quantisation of every weight matrix of any model (Linear, Conv, LSTM gates): each float
-    parameter of ≥ 2 dimensions, viewed as W (Q, R) = (in, out), goes through the registered quantiser
-    ``method`` (:func:`thinlab.experiments.quant_sweep.quantize_layer`) and is replaced by its dequantised
-    values in a copy. Returns ``(copy, bytes)``: the stored bytes of those weights (their kernels' formulas)
-    plus every other parameter and buffer densely (:func:`thinlab.nn.size_report`).
+    """Post-training quantisation of every weight matrix of any model (Linear, Conv, LSTM gates) with
+    :mod:`thinlab.experiments.quant_sweep`: :func:`~thinlab.experiments.quant_sweep.weight_tensors` (every
+    float parameter of ≥ 2 dimensions as W (Q, R) = (in, out)), quantised by the registered quantiser
+    ``method`` (:func:`~thinlab.experiments.quant_sweep.quantize_weights`, with its rules: a codebook
+    quantiser leaves a W no larger than its codebook in float32) and written back as dequantised values
+    into a CPU copy (:func:`~thinlab.experiments.quant_sweep.with_weights`).
+
+    Returns ``(copy, bytes)``: :func:`~thinlab.experiments.quant_sweep.model_bytes`, i.e. the stored bytes
+    of the quantised weights (their kernels' formulas) plus every other parameter and buffer densely.
 
     Taught in: 06_pipeline
     """
-    import copy
+    from thinlab.experiments import quant_sweep
 
-    from thinlab.experiments.quant_sweep import quantize_layer
-    from thinlab.nn import size_report
-
-    m = copy.deepcopy(model).cpu()
-    quantized, q_bytes = set(), 0
-    with torch.no_grad():
-        for name, p in m.named_parameters():
-            if p.dim() < 2 or not p.dtype.is_floating_point:
-                continue
-            W = p.detach().numpy().reshape(p.shape[0], -1).T          # (Q, R) = (in, out); torch stores (out, in, ...)
-            q = quantize_layer(W, method=method, n_bits=n_bits)
-            p.copy_(torch.from_numpy(np.ascontiguousarray(q.W_hat.T).reshape(p.shape)))
-            quantized.add(name)
-            q_bytes += int(q.bytes)
-    if not quantized:
+    weights = quant_sweep.weight_tensors(model)
+    if not weights:
         raise ValueError(f"{type(model).__name__} has no weight matrix (a float parameter of ≥ 2 dimensions) to quantise")
-    other = sum(r.bytes for r in size_report(m).layers if r.name not in quantized)
-    return m, q_bytes + int(other)
+    qz = quant_sweep.quantize_weights(weights, method=method, n_bits=n_bits)
+    return quant_sweep.with_weights(model, qz).cpu(), int(quant_sweep.model_bytes(model, qz))
 
 
 def baseline_points(models: dict, ev: dict, *, bits=BASELINE_BITS, method: str = "uniform_sym_channel") -> list[dict]:
     """Pareto points of lesson 00's other baselines (``models``: name → trained model, e.g. the CNN and
     the LSTM): each as trained (float32, ``"baseline: <name>"``) and post-training quantised at each of
-    ``bits`` with :func:`quantize_all_weights` (``"baseline: <name> quantised"``).
+    ``bits`` with :func:`quantize_all_weights` (``"baseline: <name> quantised"``). Each point carries
+    ``hits``, its per-clip correctness on ``ev`` (``acc`` is their mean), for :func:`ship_answer`.
 
     Taught in: 06_pipeline
     """
     pts = []
     for name, model in models.items():
-        pts.append({"method": f"baseline: {name}", "bytes": pl.model_bytes(model),
-                    "acc": pl.accuracy(model, ev["X"], ev["y"]), "detail": "float32", "family": BASELINE_FAMILY})
+        hits = stats.correct(model, ev["X"], ev["y"])
+        pts.append({"method": f"baseline: {name}", "bytes": pl.model_bytes(model), "acc": float(hits.mean()),
+                    "detail": "float32", "family": BASELINE_FAMILY, "hits": hits})
         for b in bits:
             q, nbytes = quantize_all_weights(model, method=method, n_bits=b)
-            pts.append({"method": f"baseline: {name} quantised", "bytes": nbytes,
-                        "acc": pl.accuracy(q, ev["X"], ev["y"]), "detail": f"{b} bits, post-training",
-                        "family": "baselines, quantised"})
+            hits = stats.correct(q, ev["X"], ev["y"])
+            pts.append({"method": f"baseline: {name} quantised", "bytes": nbytes, "acc": float(hits.mean()),
+                        "detail": f"{b} bits, post-training", "family": "baselines, quantised", "hits": hits})
     return pts
+
+
+def without_hits(points) -> list[dict]:
+    """Copies of ``points`` without their per-clip ``hits`` (for a results file or a chart). Taught in: 06_pipeline"""
+    return [{k: v for k, v in p.items() if k != "hits"} for p in points]
 
 
 def family_of(method: str) -> str:
@@ -485,18 +492,24 @@ def chart_points(points, front) -> tuple[list[dict], list[dict]]:
     fams = sorted({p["family"] for p in points})
     if len(fams) > 8:
         raise ValueError(f"{len(fams)} families {fams}: the chart gives each one a colour and a shape, at most 8")
-    rows = [dict(p, name=point_name(p)) for p in points]
-    return rows, [dict(p, name=point_name(p)) for p in front]
+    rows = [dict(p, name=point_name(p)) for p in without_hits(points)]
+    return rows, [dict(p, name=point_name(p)) for p in without_hits(front)]
 
 
-def ship_answer(points, budget: int = SHIP_BYTES, *, noise_points: float | None = None) -> tuple[dict, list[str]]:
+def ship_answer(points, budget: int = SHIP_BYTES, *, speakers=None) -> tuple[dict, list[str]]:
     """"What should I ship at ``budget`` bytes?" answered from the points: the most accurate point at or under
     the budget, the best pipeline point and the best baseline point (any form of lesson 00's CNN, LSTM or DNN)
     under it, and whether that baseline beats the pipeline there.
 
-    ``noise_points``: the size of a difference these clips cannot resolve (e.g. the half-width of a paired
-    interval, in points); a gap within it is reported as within noise. Returns ``(record, lines)``;
-    ``record["baseline_beats_pipeline"]`` is None when either has no point under the budget.
+    Whether it does is a paired comparison of the two on the same clips
+    (:func:`thinlab.stats.paired_compare`, baseline minus pipeline, bootstrapped over ``speakers``): it needs
+    both points' per-clip ``hits`` (:func:`baseline_points`, :func:`run_points` with ``hits=``) and the
+    clips' ``speakers``. Without them the sentence gives the gap and says there is no noise verdict.
+
+    Returns ``(record, lines)``: ``record`` has ``budget``, ``best``, ``best_pipeline``, ``best_baseline``
+    (points without their hits), ``baseline_vs_pipeline`` (the comparison as a dict, or None) and
+    ``baseline_beats_pipeline``: True or False only when the paired verdict is beyond noise, else None
+    (within noise, no comparison, or either has no point under the budget).
 
     Taught in: 06_pipeline
     """
@@ -517,24 +530,31 @@ def ship_answer(points, budget: int = SHIP_BYTES, *, noise_points: float | None 
     if smallest is not None and smallest["bytes"] > budget:
         lines.append(f"No baseline fits as trained: the smallest, {smallest['method']}, takes "
                      f"{human_bytes(smallest['bytes'])}.")
-    beats = None
+    beats, cmp = None, None
     if base is not None and pipe is not None:
-        gap = 100 * (base["acc"] - pipe["acc"])
-        beats = bool(gap > 0)
-        way = "ahead of" if gap > 0 else "behind" if gap < 0 else "level with"
-        noise = ("" if noise_points is None else
-                 f"; a gap of {abs(gap):.1f} points is {'within' if abs(gap) <= noise_points else 'beyond'} the "
-                 f"±{noise_points:.1f} points these clips resolve")
-        lines.append(f"The best baseline under the budget, {point_name(base)} ({human_bytes(base['bytes'])}, "
-                     f"{base['acc']:.3f}), is {abs(gap):.1f} points {way} the pipeline ({human_bytes(pipe['bytes'])}, "
-                     f"{pipe['acc']:.3f}){noise}.")
+        said = (f"The best baseline under the budget is {point_name(base)} ({human_bytes(base['bytes'])}, "
+                f"{base['acc']:.3f}); the best pipeline point is {point_name(pipe)} ({human_bytes(pipe['bytes'])}, "
+                f"{pipe['acc']:.3f})")
+        if "hits" in base and "hits" in pipe and speakers is not None:
+            cmp = stats.paired_compare(base["hits"], pipe["hits"], speakers, a="the baseline", b="the pipeline")
+            beats = {"better": True, "worse": False, "within noise": None}[cmp.verdict]
+            lines.append(f"{said}. Paired on the same {cmp.n_clips} clips: {cmp.text()}"
+                         + (", so this run cannot tell them apart" if cmp.verdict == "within noise" else "") + ".")
+        else:
+            diff = base["acc"] - pipe["acc"]
+            gap = stats.points_text(abs(diff)).lstrip("+")          # never "0.0 points ahead" for a non-zero gap
+            where = (f"the baseline is {gap} points {'ahead of' if diff > 0 else 'behind'} the pipeline" if diff
+                     else "the two score the same")
+            lines.append(f"{said}: {where}; without both points' per-clip hits and the clips' speakers there is "
+                         "no paired comparison, so no verdict on noise.")
     elif pipe is not None:
         lines.append(f"No form of the baselines fits under the budget; the pipeline does ({human_bytes(pipe['bytes'])}, "
                      f"{pipe['acc']:.3f}).")
     elif base is not None:
         lines.append(f"The pipeline does not fit under the budget; the best baseline form does: {point_name(base)}.")
-    record = {"budget": int(budget), "best": best, "best_pipeline": pipe, "best_baseline": base,
-              "baseline_beats_pipeline": beats, "noise_points": noise_points}
+    bare = lambda p: None if p is None else without_hits([p])[0]          # noqa: E731
+    record = {"budget": int(budget), "best": bare(best), "best_pipeline": bare(pipe), "best_baseline": bare(base),
+              "baseline_vs_pipeline": cmp.as_dict() if cmp else None, "baseline_beats_pipeline": beats}
     return record, lines
 
 

@@ -337,14 +337,26 @@ def first_step(fp32, X, y, *, lr: float = 1e-3, batch_size: int = 64, seed: int 
 
     Adam's first step moves every weight by about lr (|m̂| / √v̂ ≈ 1). In pure FP16 its second moment
     0.001·g² underflows for small gradients, so the step becomes lr·g/ε: too large for |g| > ε, too small
-    (or lost to rounding) below. Returns, per mode, ``{"over_2lr", "lost", "max_over_lr"}``: the share of
-    weights with a nonzero gradient that moved more than 2·lr, the share that did not move at all, and the
-    largest move / lr; plus ``"v_underflow"``: the share of those gradients whose 0.001·g² is 0 in float16.
+    (or lost to rounding) below; a gradient that underflows to 0 in float16 moves nothing at all.
+
+    Both modes are measured over the same weights: those whose float32 gradient on this batch (the
+    model in float32, the same dropout masks) is non-zero, i.e. every weight that had a gradient at all,
+    so a weight whose float16 gradient underflowed counts in pure FP16 as one that did not move.
+    Returns, per mode, ``{"over_2lr", "lost", "max_over_lr", "weights"}``: the share of those weights that
+    moved more than 2·lr, the share that did not move at all (its update underflowed or rounded away), the
+    largest move / lr, and how many weights the shares are over (the same number in both modes); plus
+    ``"v_underflow"``: the share of those float32 gradients whose 0.001·g² is 0 in float16.
     Taught in: 05_fp16_transfer
     """
     xb = torch.as_tensor(np.asarray(X[:batch_size]), dtype=torch.float32)
     yb = torch.as_tensor(np.asarray(y[:batch_size])).long()
-    out, grads = {}, None
+    ref = copy.deepcopy(fp32).cpu().float().train()           # the float32 gradient: which weights have one
+    torch.manual_seed(seed)                                    # the same dropout masks as both modes below
+    F.cross_entropy(ref(xb), yb).backward()
+    g32 = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().ravel()
+                     for p in ref.parameters()]).numpy()
+    has_grad = g32 != 0
+    out = {}
     for mode in ("pure", "mixed"):
         torch.manual_seed(seed)                                # the same dropout masks in both modes
         model = half.to_half(fp32, dtype=torch.float16) if mode == "pure" else copy.deepcopy(fp32).cpu()
@@ -356,15 +368,11 @@ def first_step(fp32, X, y, *, lr: float = 1e-3, batch_size: int = 64, seed: int 
             if not half.half_train_step(model, (xb, yb), opt, scaler, mode=mode).skipped:
                 break
         moved = torch.cat([(p.detach().float() - b).abs().ravel() for p, b in zip(model.parameters(), before)])
-        g = torch.cat([(p.grad.float() if p.grad is not None else torch.zeros_like(b)).ravel()
-                       for p, b in zip(model.parameters(), before)])
-        live = (g != 0) if mode == "pure" else torch.ones_like(g, dtype=torch.bool)
-        if mode == "mixed":
-            grads = g.numpy()
-        m = moved.numpy()[live.numpy()] if mode == "pure" else moved.numpy()
-        out[mode] = {"over_2lr": float(np.mean(m > 2 * lr)), "lost": float(np.mean(m == 0)),
-                     "max_over_lr": float(m.max() / lr) if m.size else 0.0}
-    nz = grads[grads != 0]
+        m = moved.numpy()[has_grad]                            # the same weights in both modes
+        out[mode] = {"over_2lr": float(np.mean(m > 2 * lr)) if m.size else 0.0,
+                     "lost": float(np.mean(m == 0)) if m.size else 0.0,
+                     "max_over_lr": float(m.max() / lr) if m.size else 0.0, "weights": int(m.size)}
+    nz = g32[has_grad]
     out["v_underflow"] = precision.underflow_fraction(0.001 * nz.astype(np.float64) ** 2) if nz.size else 0.0
     return out
 

@@ -370,48 +370,81 @@ def model_sweep(models: dict, *, sparsities, score, ds=None, finetune_epochs: in
     return {"rows": rows, "layers": layers}
 
 
+#: the keys of a :func:`best_under_budgets` row that are not model names
+_BUDGET_KEYS = ("budget", "winner", "test accuracy", "bytes", "sparsity", "model bytes")
+
+
 def best_under_budgets(rows, budgets) -> list[dict]:
     """Per byte budget, the most accurate row of ``rows`` (``model``, ``test accuracy``, ``bytes``, and
-    optionally ``sparsity``) that fits; ``None`` entries where nothing fits.
+    optionally ``sparsity``) that fits, the fewer bytes breaking a tie; ``None`` entries where nothing fits.
+
+    Each entry has ``budget``, ``winner``, ``test accuracy``, ``bytes``, ``sparsity``, each model's best
+    accuracy that fits under its own name (``None`` if none of its rows fits) and ``model bytes``
+    (model → the bytes of that best row, chosen as the winner is: most accurate, then fewest bytes).
 
     Taught in: 01_pruning
     """
     out = []
     for b in sorted(budgets):
         fit = [r for r in rows if r["bytes"] <= b]
-        best = max(fit, key=lambda r: (r["test accuracy"], -r["bytes"])) if fit else None
+        pick = lambda rs: max(rs, key=lambda r: (r["test accuracy"], -r["bytes"])) if rs else None  # noqa: E731
+        best = pick(fit)
         row = {"budget": b, "winner": best["model"] if best else None,
                "test accuracy": best["test accuracy"] if best else None, "bytes": best["bytes"] if best else None,
-               "sparsity": best.get("sparsity") if best else None}
+               "sparsity": best.get("sparsity") if best else None, "model bytes": {}}
         for m in sorted({r["model"] for r in rows}):
-            accs = [r["test accuracy"] for r in fit if r["model"] == m]
-            row[m] = max(accs) if accs else None
+            mine = pick([r for r in fit if r["model"] == m])
+            row[m] = mine["test accuracy"] if mine else None
+            if mine:
+                row["model bytes"][m] = mine["bytes"]
         out.append(row)
     return out
+
+
+def _why_level(r: dict, m: str, acc: float) -> str:
+    """Why ``r["winner"]`` is named over ``m``, which prints the same accuracy (3 decimals)."""
+    other = r.get("model bytes", {}).get(m)
+    if other is not None and r["bytes"] < other:
+        return "fewer bytes"
+    if r["test accuracy"] > acc:
+        return "ahead"
+    return "tie"
 
 
 def winners_text(best: list[dict], *, human=lambda b: f"{b:,} bytes") -> str:
     """One sentence per budget from :func:`best_under_budgets`: which model wins, and by how much.
 
+    A model whose accuracy prints the same as the winner's (3 decimals) is "level with" it; the
+    parenthesis then says why the winner is named: "for its fewer bytes" only when it has fewer bytes
+    than that model, else "ahead by less than 0.001" when its unrounded accuracy is higher, else
+    "the same accuracy and bytes" (a true tie).
+
     Taught in: 01_pruning
     """
+    words = {"fewer bytes": "{w} is named for its fewer bytes", "ahead": "{w} is ahead by less than 0.001",
+             "tie": "the same accuracy and bytes as {w}"}
     lines = []
     for r in best:
         if r["winner"] is None:
             lines.append(f"under {human(r['budget'])}: no model fits, even at the highest sparsity")
             continue
-        others = {m: a for m, a in r.items() if m not in ("budget", "winner", "test accuracy", "bytes", "sparsity")
-                  and m != r["winner"] and a is not None}
+        w = r["winner"]
+        others = {m: a for m, a in r.items() if m not in _BUDGET_KEYS and m != w and a is not None}
         level = {m: a for m, a in others.items() if round(a, 3) >= round(r["test accuracy"], 3)}   # ties, as printed
         behind = {m: a for m, a in others.items() if m not in level}
         vs = "" if others else ", the only model that fits"
         if level:
-            vs += (", level with " + ", ".join(f"{m} {a:.3f}" for m, a in level.items())
-                   + f" ({r['winner']} is named for its fewer bytes)")
+            why = {m: _why_level(r, m, a) for m, a in level.items()}
+            if len(set(why.values())) == 1:               # one reason for all: said once, at the end
+                vs += (", level with " + ", ".join(f"{m} {a:.3f}" for m, a in level.items())
+                       + f" ({words[next(iter(why.values()))].format(w=w)})")
+            else:
+                vs += ", level with " + ", ".join(f"{m} {a:.3f} ({words[why[m]].format(w=w)})"
+                                                  for m, a in level.items())
         if behind:
             vs += ", ahead of " + ", ".join(f"{m} {a:.3f}" for m, a in sorted(behind.items(), key=lambda kv: -kv[1]))
         how = "dense" if not r["sparsity"] else f"pruned to sparsity {r['sparsity']:g}"
-        lines.append(f"under {human(r['budget'])}: {r['winner']} {how} ({human(r['bytes'])}) scores "
+        lines.append(f"under {human(r['budget'])}: {w} {how} ({human(r['bytes'])}) scores "
                      f"{r['test accuracy']:.3f}{vs}")
     return "\n".join(lines)
 
