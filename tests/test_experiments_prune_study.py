@@ -173,7 +173,11 @@ def test_model_sweep_bytes_and_fine_tuning():
     for m in ("dnn", "lstm"):
         b = [r["bytes"] for r in rows if r["model"] == m]
         assert b[0] == size_report(tiny_dnn() if m == "dnn" else tiny_lstm()).total_bytes and b[1] > b[2]
-    assert all(r["test accuracy"] == r["fine-tuned"] for r in rows)
+    assert all(r["test accuracy"] == r["fine-tuned"] for r in rows)        # with fine-tuning: its score is reported
+    plain = ps.model_sweep({"dnn": tiny_dnn()}, sparsities=[0.0, 0.9], score=acc_on(ds), ds=ds, finetune_epochs=0,
+                           progress=False)["rows"]                          # without: the one-shot score, no fine-tuned key
+    assert all("fine-tuned" not in r and r["test accuracy"] == r["one shot"] for r in plain)
+    assert plain[1]["one shot"] == next(r["one shot"] for r in rows if r["model"] == "dnn" and r["sparsity"] == 0.9)
     assert {"lstm.ih", "lstm.hh"} <= set(out["layers"]["lstm"])
     with pytest.raises(ValueError, match="needs ds="):
         ps.model_sweep({"dnn": tiny_dnn()}, sparsities=[0.5], score=acc_on(ds), finetune_epochs=1)

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from thinlab import charts as charts_lib
-from thinlab import course, models, prune, train
+from thinlab import course, models, prune, teach, train
 from thinlab.experiments import speech
 
 pytestmark = pytest.mark.slow
@@ -172,7 +172,8 @@ def _check_lesson_01_new(res, out):
             assert b["winner"] is None and "no model fits" in m["text"]
             continue
         assert b["test accuracy"] == max(r["test accuracy"] for r in fit)
-        assert f"{b['winner']} " in m["text"] and f"{b['test accuracy']:.3f}" in m["text"]
+        line = next(l for l in m["text"].splitlines() if l.startswith(f"under {teach.human_bytes(b['budget'])}:"))
+        assert line.split(": ", 1)[1].startswith(f"{b['winner']} ") and f"scores {b['test accuracy']:.3f}" in line
     # gradual vs one shot: seeds averaged per clip, and the interpretation's words agree with its numbers
     g = res["gradual"]
     c, words = g["vs_one_shot"], g["interpretation"]
