@@ -307,11 +307,11 @@ RULE_CASES = {
                                              "axis": {"values": [0, 10]}})),
                       _unit(encoding=_enc(y={"field": "b", "type": "quantitative", "scale": {"type": "symlog"},
                                              "axis": {"values": [0, 1, 4, 13]}}))),
-    "rule 3 log ticks": (_log_x([1e3], labelExpr=charts._LABEL_SI),             # one tick inside the domain
-                         _log_x([1, 1e3, 1e6], labelExpr=charts._LABEL_SI)),
+    "rule 3 log ticks": (_log_x([1e3], labelExpr=charts.LABEL_SI),             # one tick inside the domain
+                         _log_x([1, 1e3, 1e6], labelExpr=charts.LABEL_SI)),
     "rule 3 log tickCount": (_unit(encoding=_enc(x={"field": "a", "type": "quantitative", "scale": {"type": "log"},
                                                      "axis": {"tickCount": 5, "labelOverlap": True}})),
-                             _log_x([1, 100, 1e4, 1e6], labelExpr=charts._LABEL_SI)),
+                             _log_x([1, 100, 1e4, 1e6], labelExpr=charts.LABEL_SI)),
     "rule 4 heatmap axis hidden": (_heat(x={"axis": None}), _heat()),
     "rule 4 heatmap untitled": (_heat(y={"title": ""}), _heat(y={"title": "output unit"})),
     "rule 4 heatmap no labels": (_heat(x={"axis": {"labels": False}}), _heat(x={"axis": {"labelAngle": 0}})),
@@ -319,7 +319,7 @@ RULE_CASES = {
     "rule 6 unlabelled rule": (_rule_layer(text=False), _rule_layer()),
     "rule 6 empty label": (_rule_layer(label=""), _rule_layer(label="64 KB")),
     "rule 7 log labels collide": (_log_x([1, 10, 100, 1e3, 1e4, 1e5, 1e6], width=120, format=","),  # "10,000" at 20 px
-                                  _log_x([1, 1e3, 1e6], width=120, labelExpr=charts._LABEL_SI)),
+                                  _log_x([1, 1e3, 1e6], width=120, labelExpr=charts.LABEL_SI)),
     "rule 7 categories collide": (
         {"data": {"values": [{"k": f"category {i}", "v": i} for i in range(8)]}, "mark": "bar", "width": 160,
          "encoding": {"x": {"field": "k", "type": "nominal", "axis": {"labelAngle": 0}},
@@ -426,3 +426,28 @@ def test_lint_walks_nested_specs_and_named_datasets():
     assert len(charts.lint(inherited)) == 1
     old = charts.lines([{"x": 1, "y": 1}], x="x", y="y") .encode(y=alt.Y("y:Q", scale=alt.Scale(type="symlog")))
     assert any(p.startswith("rule 2") for p in charts.lint(old))   # an altair chart works too
+
+
+def test_one_width_rule_for_builders_and_lint():
+    """The width titles are wrapped to and the width rule 8 checks them against come from one function, for
+    altair charts and spec dicts alike."""
+    a = charts.lines([{"x": 1, "y": 2}], x="x", y="y", width=100)
+    b = charts.lines([{"x": 1, "y": 2}], x="x", y="y", width=150)
+    g = charts.grid([a, b, a], columns=2)
+    assert charts._width_of(g) == charts._width_of(g.to_dict()) == 100 + 16 + 150
+    sm = BUILDERS["small_multiples"]()
+    assert charts._width_of(sm) == charts._width_of(sm.to_dict()) == 200 * 2 + 20
+    assert charts._width_of({"concat": [{"width": 50}, {"width": 90}, {"width": 70}], "columns": 2}) == 70 + 20 + 90
+    assert charts._width_of({"layer": [{"width": 50}, {"width": 90}]}) == 90
+    assert charts._width_of({"mark": "point"}, 120) == 120 and charts._width_of({"mark": "point"}) is None
+
+
+def test_one_label_collision_estimate_for_ticks_and_lint():
+    assert charts._labels_collide(10, "10", "100", channel="x")           # 2.5 chars each side: 15 + 2 px
+    assert not charts._labels_collide(17, "10", "100", channel="x")
+    assert charts._labels_collide(10.9, "1", "1", channel="y") and not charts._labels_collide(11, "1", "1", channel="y")
+    assert not charts._labels_collide(12, "1000", "1000", channel="x", angle=90)   # rotated: the label's height
+    narrow = charts.lines([{"x": 1e-9, "y": 1.0}, {"x": 1e6, "y": 1.0}], x="x", y="y", log_x=True, width=110)
+    axis = narrow.to_dict()["encoding"]["x"]["axis"]
+    ticks, dom = axis["values"], narrow.to_dict()["encoding"]["x"]["scale"]["domain"]
+    assert charts._ticks_fit(ticks, dom, length=110, channel="x", expr=axis["labelExpr"]) and charts.lint(narrow) == []

@@ -467,3 +467,19 @@ def test_deepthin_opening_is_the_lessons_rule(W):
     assert near["factor"] == 2.0 and "near chance" in near["why"]
     with pytest.raises(ValueError, match="chance"):
         deepthin_explorer(W, evaluate=evaluate, chance=1.5)
+
+
+def test_explorer_plots_take_log_axes_and_index_ticks_from_charts():
+    """widgets/plots.py keeps no copy of the chart internals: its log axes use charts' label expressions (which
+    charts.tick_label, the lint's width estimate, recognises) and its image axes charts' index ticks."""
+    from thinlab import charts
+    from thinlab.widgets import plots
+
+    assert plots.log_axis is charts.log_axis and plots.index_ticks is charts.index_ticks
+    hist = plots.histogram("h", "r", title="weights", max_count=5000).to_dict()
+    y = hist["layer"][0]["encoding"]["y"]
+    assert y["axis"]["labelExpr"] == charts.LABEL_SI and y["scale"]["domain"][0] == 0.5 and y["scale"]["clamp"]
+    curve = plots.curve("c", "m", x="rank", y="err", title="error", y_range=(1e-4, 1)).to_dict()
+    assert curve["layer"][0]["encoding"]["y"]["axis"]["labelExpr"] == charts.LABEL_SMALL
+    img = plots.image("d", shape=(64, 64), title="W", domain=[-1, 1]).to_dict()
+    assert img["encoding"]["x"]["axis"]["values"] == charts.index_ticks(64, k=4) == [0, 20, 40, 60]

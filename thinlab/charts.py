@@ -100,10 +100,22 @@ CHAR_PX = 6.0
 TITLE_CHAR_PX = 7.0
 _DASHES = [[1, 0], [5, 3], [2, 2], [8, 3, 2, 3], [1, 3]]
 _SHAPES = ["circle", "square", "triangle-up", "diamond", "cross", "triangle-down", "triangle-left", "triangle-right"]
-# tick labels: "1", "20", "5k", "10M" when every tick is >= 1; else "1e-4", "0.02", "0.5", "1e4"
-_LABEL_SI = "format(datum.value, '~s')"
-_LABEL_SMALL = ("datum.value >= 1e4 || datum.value < 1e-2 ? replace(format(datum.value, '.0e'), '+', '') "
-                ": format(datum.value, '~g')")
+#: log-axis tick labels (``labelExpr``): "1", "20", "5k", "10M" when every tick is >= 1; else "1e-4", "0.02", "0.5",
+#: "1e4". :func:`tick_label` recognises exactly these two strings (the lint's label widths rest on it), so every
+#: log axis takes them from here (:func:`log_axis`).
+LABEL_SI = "format(datum.value, '~s')"
+LABEL_SMALL = ("datum.value >= 1e4 || datum.value < 1e-2 ? replace(format(datum.value, '.0e'), '+', '') "
+               ": format(datum.value, '~g')")
+#: Vega-Lite 5's defaults where a spec says nothing: plot size, band step, label limits, label font, the spacing
+#: of concatenated / faceted panels
+_DEFAULT_SIZE = 300
+_DEFAULT_STEP = 20
+_DEFAULT_SPACING = 20
+_AXIS_LABEL_LIMIT = 180
+_LEGEND_LABEL_LIMIT = 160
+_LEGEND_TITLE_LIMIT = 180
+_LABEL_FONT = 10
+_LEGEND_TITLE_FONT = 11
 
 
 # ------------------------------------------------------------------ helpers
@@ -171,24 +183,62 @@ def _limit(labels, *, default: int, cap: int = 320, font: float = 10) -> int:
 
 def _legend(labels, title) -> alt.Legend:
     """A legend whose label and title limits keep ``labels`` and ``title`` whole (up to 320 px)."""
-    return alt.Legend(labelLimit=_limit(labels, default=160),
-                      titleLimit=_limit([title] if title else [], default=180, font=11))
+    return alt.Legend(labelLimit=_limit(labels, default=_LEGEND_LABEL_LIMIT),
+                      titleLimit=_limit([title] if title else [], default=_LEGEND_TITLE_LIMIT, font=_LEGEND_TITLE_FONT))
 
 
-def _width_of(chart):
-    """The pixel width of an altair chart (a unit, layer or grid), or None when unknown."""
-    w = getattr(chart, "width", alt.Undefined)
+def _part(node, key):
+    """``key`` of a Vega-Lite spec dict or of an altair chart object; None when unset."""
+    v = node.get(key) if isinstance(node, dict) else getattr(node, "_kwds", {}).get(key)
+    return None if v is alt.Undefined else v
+
+
+def _spacing(node) -> float:
+    """The px between the panels of a concat / facet ``node`` (across columns); Vega-Lite's 20 when unset."""
+    sp = _part(node, "spacing")
+    sp = sp.get("column") if isinstance(sp, dict) else sp
+    return sp if isinstance(sp, (int, float)) else _DEFAULT_SPACING
+
+
+def _width_of(node, inherited=None) -> float | None:
+    """The pixel width of a chart (an altair chart or its Vega-Lite spec dict, however nested), or None when unknown.
+
+    hconcat: the panels' widths plus the spacing between them; concat with ``columns``: the widest panel of each
+    column plus the spacing; vconcat: the widest row; facet: the inner spec's width × ``columns`` (1 when unset)
+    plus the spacing; a unit or layer: its own ``width``, else ``inherited`` (the width of the layer it sits in),
+    else (a layer) its widest child. The builders wrap titles to it and :func:`lint` (rule 8) checks titles with it.
+    """
+    if not isinstance(node, dict) and not hasattr(node, "_kwds"):
+        return None
+    concat = _part(node, "concat")
+    kids = _part(node, "hconcat") or concat
+    if kids:
+        ws = [_width_of(k) for k in kids]
+        if any(w is None for w in ws):
+            return None
+        cols = _part(node, "columns") if concat else None
+        if isinstance(cols, int) and 0 < cols < len(ws):
+            ws = [max(ws[i::cols]) for i in range(cols)]     # a grid: each column as wide as its widest panel
+        return sum(ws) + _spacing(node) * (len(ws) - 1)
+    rows = _part(node, "vconcat")
+    if rows:
+        ws = [_width_of(k) for k in rows]
+        return None if any(w is None for w in ws) else max(ws)
+    if _part(node, "facet") is not None and _part(node, "spec") is not None:
+        inner = _width_of(_part(node, "spec"))
+        if inner is None:
+            return None
+        cols = _part(node, "columns") or 1
+        return inner * cols + _spacing(node) * (cols - 1)
+    w = _part(node, "width")
     if isinstance(w, (int, float)):
         return float(w)
-    for key, join in (("hconcat", sum), ("vconcat", max), ("layer", max)):
-        kids = getattr(chart, key, alt.Undefined)
-        if kids is not alt.Undefined and kids:
-            ws = [_width_of(k) for k in kids]
-            if any(x is None for x in ws):
-                return None
-            sp = getattr(chart, "spacing", alt.Undefined)
-            sp = sp if isinstance(sp, (int, float)) else 20
-            return join(ws) + (sp * (len(ws) - 1) if key == "hconcat" else 0)
+    if isinstance(inherited, (int, float)):
+        return float(inherited)
+    layers = _part(node, "layer")
+    if layers:
+        ws = [_width_of(k) for k in layers]
+        return None if any(w is None for w in ws) else max(ws)
     return None
 
 
@@ -224,6 +274,30 @@ def log_ticks(lo: float, hi: float, *, max_ticks: int = MAX_LOG_TICKS) -> tuple[
     return ticks, [float(f"1e{k0}"), float(f"1e{k1}")]
 
 
+def _labels_collide(gap, a: str, b: str, *, channel: str = "x", angle=0, font: float = _LABEL_FONT,
+                    margin: float = 1.0) -> bool:
+    """Whether neighbouring tick labels ``a`` and ``b`` (their text), ``gap`` px apart along a ``channel`` axis,
+    drawn at ``angle`` degrees in a ``font`` px font, overlap. Side by side (x) their estimated half widths
+    (``CHAR_PX`` per character of a 10 px label) plus 2 px must fit the gap; stacked (y) their height, font + 1 px;
+    a rotated label needs only its projection. ``margin`` scales those spare pixels (2: twice as much room).
+    The one estimate behind the builders' tick choices and :func:`lint`'s rule 7."""
+    theta = np.deg2rad(float(angle or 0))
+    w = (len(a) + len(b)) / 2 * font * CHAR_PX / 10
+    along, across = gap * abs(np.cos(theta)), gap * abs(np.sin(theta))
+    h = font + margin
+    if channel == "y":
+        ok = along >= h - 1e-9 or across >= w - 1e-9
+    else:
+        ok = along >= w + 2 * margin - 1e-9 or across >= h - 1e-9
+    return not ok
+
+
+def _log_label(ticks) -> str:
+    """The ``labelExpr`` of a log axis with ``ticks``: :data:`LABEL_SI` when every tick is >= 1, else
+    :data:`LABEL_SMALL`."""
+    return LABEL_SI if ticks and min(ticks) >= 1 else LABEL_SMALL
+
+
 def _ticks_fit(ticks, dom, *, length, channel, expr) -> bool:
     """Whether the labels of ``ticks`` on a log axis of ``length`` px over ``dom`` keep clear of each other."""
     if not length or len(ticks) < 2:
@@ -232,11 +306,8 @@ def _ticks_fit(ticks, dom, *, length, channel, expr) -> bool:
     span = np.log10(dom[1]) - np.log10(dom[0]) or 1.0
     pos = [(np.log10(t) - np.log10(dom[0])) / span * length for t in ticks]
     labels = [tick_label(t, axis) for t in ticks]
-    for (p0, t0), (p1, t1) in zip(zip(pos, labels), zip(pos[1:], labels[1:])):
-        need = (len(t0) + len(t1)) / 2 * CHAR_PX + 2 if channel == "x" else 11
-        if abs(p1 - p0) < need:
-            return False
-    return True
+    return not any(_labels_collide(abs(p1 - p0), t0, t1, channel=channel)
+                   for (p0, t0), (p1, t1) in zip(zip(pos, labels), zip(pos[1:], labels[1:])))
 
 
 def fit_log_ticks(ticks, dom, *, length, channel: str = "x", expr: str | None = None) -> list[float]:
@@ -245,7 +316,7 @@ def fit_log_ticks(ticks, dom, *, length, channel: str = "x", expr: str | None = 
 
     Taught in: all lessons (every log axis)
     """
-    expr = expr or (_LABEL_SI if ticks and min(ticks) >= 1 else _LABEL_SMALL)
+    expr = expr or _log_label(ticks)
     ticks = list(ticks)
     if _ticks_fit(ticks, dom, length=length, channel=channel, expr=expr):
         return ticks
@@ -257,9 +328,37 @@ def fit_log_ticks(ticks, dom, *, length, channel: str = "x", expr: str | None = 
     return powers[:1]
 
 
-def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None, axis_extra=None,
-                    length=None, channel: str = "x"):
-    """(scale, axis) for a log channel holding ``vals`` (positive floats); ``length``: the axis in px, so
+def log_axis(lo: float, hi: float, *, floor: float | None = None, domain=None, clamp: bool | None = None,
+             length: float | None = None, channel: str = "x", **axis):
+    """``(scale, axis)`` of a log x/y axis for data over ``[lo, hi]`` (both > 0), the one recipe of every log
+    axis (the builders here and the explorers' charts).
+
+    Ticks from :func:`log_ticks`, kept inside the domain; labels :data:`LABEL_SI` ("1", "20", "5k") when every
+    tick is >= 1, else :data:`LABEL_SMALL` ("1e-4", "0.02", "0.5"); ``labelOverlap``. ``floor``: the domain
+    starts there (bars of a log histogram start at 0.5); ``domain=(lo, hi)``: the domain itself. ``clamp``:
+    values outside the domain drawn at its edge (default: when there is a ``floor``). ``length``: the axis
+    in px, so the ticks are thinned (:func:`fit_log_ticks`) until their labels keep clear of each other on
+    ``channel``; without it they are not thinned. ``axis``: more ``alt.Axis`` properties (``title=``, ``grid=``).
+    ``scale, ax = log_axis(1, 4000, floor=0.5, title="count (log)")`` → ``alt.Y("count:Q", scale=scale, axis=ax)``.
+    Taught in: all lessons (every log axis; the explorers' histograms and curves)
+    """
+    ticks, dom = log_ticks(lo, hi)
+    if domain is not None:
+        dom = [float(domain[0]), float(domain[1])]
+    elif floor is not None:
+        dom[0] = float(floor)
+    ticks = [t for t in ticks if dom[0] * (1 - 1e-9) <= t <= dom[1] * (1 + 1e-9)]
+    expr = _log_label(ticks)
+    if length and ticks:
+        ticks = fit_log_ticks(ticks, dom, length=length, channel=channel, expr=expr)
+    ax = alt.Axis(values=ticks, labelExpr=expr, labelOverlap="greedy", labelFlush=False, **axis)
+    return alt.Scale(type="log", domain=dom, nice=False, clamp=floor is not None if clamp is None else clamp), ax
+
+
+def _log_scale_axis(vals, *, floor: float | None = None, domain=None, axis_extra=None, length=None,
+                    channel: str = "x"):
+    """(scale, axis) for a builder's log channel holding ``vals`` (positive floats): :func:`log_axis` with a
+    grid; ``floor``: values below it are drawn at it, so the ticks start there; ``length``: the axis in px, so
     the ticks can be thinned until their labels do not collide."""
     vals = [v for v in vals if v is not None and v > 0]
     if domain is not None:
@@ -271,18 +370,8 @@ def _log_scale_axis(vals, *, floor: float | None = None, domain=None, title=None
     if floor is not None:
         lo = min(floor, lo) if domain is not None else floor
         hi = max(hi, floor * 10 ** 0.5)
-    ticks, dom = log_ticks(lo, hi)
-    if domain is not None:
-        dom = [float(domain[0]), float(domain[1])]
-    elif floor is not None:
-        dom[0] = float(floor)
-    ticks = [t for t in ticks if dom[0] * (1 - 1e-9) <= t <= dom[1] * (1 + 1e-9)]
-    expr = _LABEL_SI if ticks and min(ticks) >= 1 else _LABEL_SMALL
-    if length and ticks:
-        ticks = fit_log_ticks(ticks, dom, length=length, channel=channel, expr=expr)
-    axis = alt.Axis(values=ticks, labelExpr=expr, labelOverlap="greedy", labelFlush=False, grid=True,
-                    **(axis_extra or {}))
-    return alt.Scale(type="log", domain=dom, nice=False, clamp=floor is not None), axis
+    return log_axis(lo, hi, floor=floor, domain=domain, length=length, channel=channel,
+                    **{"grid": True, **(axis_extra or {})})
 
 
 def _log_rows(rows: list[dict], fields, floor: float | None):
@@ -382,7 +471,7 @@ def _pos(channel, field, typ, *, log, rows, title, floor=None, domain=None, zero
         kw["scale"] = alt.Scale(zero=zero, **({"domain": list(domain)} if domain is not None else {}))
     extra = dict(axis_extra or {})
     if typ in ("N", "O"):        # category labels: keep them whole
-        extra.setdefault("labelLimit", _limit(_distinct(rows, field), default=180))
+        extra.setdefault("labelLimit", _limit(_distinct(rows, field), default=_AXIS_LABEL_LIMIT))
     if axis and extra:
         kw["axis"] = alt.Axis(**extra)
     return cls(f"{field}:{typ}", title=title, **kw)
@@ -550,27 +639,27 @@ def waveform(audio, *, sr: int = 16000, title: str = "waveform", width: int = 42
     ).properties(width=width, height=height)
 
 
-def _index_ticks(n: int, step: int, k: int = 6, *, length: float | None = None, channel: str = "x") -> list[int]:
-    """≤ k round labels (multiples of 1, 2, 5 × 10^j) among the block start indices 0, step, 2·step, ...;
-    with ``length`` (the axis in px) neighbouring labels also keep clear of each other (x: their width,
-    y: their height)."""
+def index_ticks(n: int, step: int = 1, k: int = 6, *, length: float | None = None, channel: str = "x") -> list[int]:
+    """≤ ``k`` round tick values (multiples of 1, 2, 5 × 10^j, from 0) for the ``n`` entries (or blocks of ``step``
+    entries: values among 0, step, 2·step, ...) of a matrix axis; with ``length`` (the axis in px) neighbouring
+    labels also keep clear of each other on ``channel`` (twice the spare room rule 7 of :func:`lint` asks for).
+    ``index_ticks(300) → [0, 50, 100, 150, 200, 250]``; ``index_ticks(64, k=4) → [0, 20, 40, 60]``.
+    Taught in: all lessons (heatmap axes; the explorers' matrix images)
+    """
     total = n * step
+    widest = str(max(0, total - 1))                               # every label taken as wide as the widest
 
-    def fits(c):
-        if not length:
-            return True
-        gap = c / step * length / n                              # px between neighbouring labels
-        need = len(str(max(0, total - 1))) * CHAR_PX + 4 if channel == "x" else 12
-        return gap >= need
+    def fits(gap):
+        return not length or not _labels_collide(gap, widest, widest, channel=channel, margin=2)
 
     series = [m * 10 ** j for j in range(8) for m in (1, 2, 5)]
     for c in series + [step * m for m in series]:                # round indices first, then whole blocks
-        if c % step == 0 and -(-total // c) <= k and (c < total or n == 1) and fits(c):
+        if c % step == 0 and -(-total // c) <= k and (c < total or n == 1) and \
+                fits(c / step * length / n if length else 0):
             return list(range(0, total, c))
     for count in range(min(n, k), 0, -1):                        # no round step fits: evenly spaced blocks
         idx = [int(round(i)) for i in np.linspace(0, n - 1, count)]
-        if count == 1 or not length or min(np.diff(idx)) * length / n >= (
-                len(str(total - 1)) * CHAR_PX + 4 if channel == "x" else 12):
+        if count == 1 or fits(min(np.diff(idx)) * length / n if length else 0):
             return [i * step for i in idx]
     return [0]
 
@@ -597,11 +686,12 @@ def heatmap(M, *, title: str = "", x: str = "column", y: str = "row", color: str
              else alt.Scale(scheme="redblue", domainMid=domain_mid, reverse=True, **kw))
     ax = dict(labelAngle=0, labelOverlap="greedy", ticks=False, domain=False)
     return alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).mark_rect().encode(
-        x=alt.X(f"{x}:O", title=x, axis=alt.Axis(values=_index_ticks(R.shape[1], fc, length=width, channel="x"), **ax)),
+        x=alt.X(f"{x}:O", title=x, axis=alt.Axis(values=index_ticks(R.shape[1], fc, length=width, channel="x"), **ax)),
         y=alt.Y(f"{y}:O", title=y, sort="descending" if origin == "lower" else "ascending",
-                axis=alt.Axis(values=_index_ticks(R.shape[0], fr, length=height, channel="y"), **ax)),
+                axis=alt.Axis(values=index_ticks(R.shape[0], fr, length=height, channel="y"), **ax)),
         color=alt.Color(f"{color}:Q", scale=scale, title=color,
-                        legend=alt.Legend(titleLimit=_limit([color], default=180, font=11)) if legend else None),
+                        legend=alt.Legend(titleLimit=_limit([color], default=_LEGEND_TITLE_LIMIT,
+                                                          font=_LEGEND_TITLE_FONT)) if legend else None),
         tooltip=[f"{y}:O", f"{x}:O", alt.Tooltip(f"{color}:Q", format=".3g")],
     ).properties(width=width, height=height)
 
@@ -677,7 +767,7 @@ def confusion(cm, labels, *, title: str = "confusion matrix (rows: true)", width
     cm = np.asarray(cm)
     rows = [{"true": labels[i], "predicted": labels[j], "count": int(cm[i, j])}
             for i in range(len(labels)) for j in range(len(labels))]
-    lim = _limit(labels, default=180)
+    lim = _limit(labels, default=_AXIS_LABEL_LIMIT)
     base = alt.Chart(alt.Data(values=rows), title=_chart_title(title, width)).encode(
         x=alt.X("predicted:N", sort=list(labels), axis=alt.Axis(labelLimit=lim)),
         y=alt.Y("true:N", sort=list(labels), axis=alt.Axis(labelLimit=lim)))
@@ -934,8 +1024,9 @@ def small_multiples(rows, *, x: str, y: str, facet: str, columns: int = 3, color
     base = alt.Chart(alt.Data(values=rows))
     base = base.mark_line(clip=True) if kind == "line" else base.mark_point(filled=True, clip=True)
     chart = base.encode(**enc).properties(width=width, height=height).facet(
-        facet=alt.Facet(f"{facet}:N", sort=None, title=None), columns=columns,
-        title=wrap_title(title, title_chars(width * columns + 20 * (columns - 1))) if title else alt.Undefined)
+        facet=alt.Facet(f"{facet}:N", sort=None, title=None), columns=columns)
+    if title:
+        chart = chart.properties(title=_chart_title(title, _width_of(chart)))
     return chart.resolve_scale(y="independent") if independent_y else chart
 
 
@@ -994,14 +1085,6 @@ def history(rows, *, title: str = "training"):
 _POSITIONAL = ("x", "y")
 _COLOR_CHANNELS = ("color", "fill", "stroke")
 _LEGEND_CHANNELS = ("color", "fill", "stroke", "shape", "strokeDash", "size", "opacity")
-#: Vega-Lite 5's defaults where a spec says nothing: plot size, band step, label limits, fonts
-_DEFAULT_SIZE = 300
-_DEFAULT_STEP = 20
-_AXIS_LABEL_LIMIT = 180
-_LEGEND_LABEL_LIMIT = 160
-_LEGEND_TITLE_LIMIT = 180
-_LABEL_FONT = 10
-_TITLE_FONT = 13
 
 
 def _spec_of(chart) -> dict:
@@ -1048,7 +1131,7 @@ def _si(v: float) -> str:
 
 
 def _small(v: float) -> str:
-    """The ``_LABEL_SMALL`` label: "1e-4", "0.02", "0.5", "1e4"."""
+    """The ``LABEL_SMALL`` label: "1e-4", "0.02", "0.5", "1e4"."""
     if v >= 1e4 or v < 1e-2:
         m, k = f"{v:.0e}".split("e")
         return f"{m}e{int(k)}"
@@ -1069,9 +1152,9 @@ def tick_label(value, axis: dict | None = None, *, discrete: bool = False) -> st
     v = float(value)
     if discrete and not expr and not fmt:     # a category: drawn as the value's text ("1184", "0.5")
         return str(int(v)) if v == int(v) else f"{v:g}"
-    if expr == _LABEL_SI or expr == "format(datum.value, '~s')" or fmt == "~s":
+    if expr == LABEL_SI or fmt == "~s":
         return _si(v)
-    if expr == _LABEL_SMALL:
+    if expr == LABEL_SMALL:
         return _small(v)
     if isinstance(fmt, str) and fmt:
         try:
@@ -1188,10 +1271,10 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
             ticks = sorted((index[str(v)] * step, tick_label(v, axis, discrete=True)) for v in shown if str(v) in index)
             angle = axis.get("labelAngle", 270 if ch == "x" else 0)
             limit = axis.get("labelLimit", _AXIS_LABEL_LIMIT)
-            cut = [t for _, t in ticks if isinstance(limit, (int, float)) and limit > 0 and len(t) * fs * CHAR_PX / 10 > limit]
+            cut = [t for _, t in ticks if isinstance(limit, (int, float)) and limit > 0 and _label_px([t], fs) > limit]
             if cut:
                 problems.append(f"rule 8 at {where}.encoding.{ch}: category label {cut[0][:30]!r} (~"
-                                f"{len(cut[0]) * fs * CHAR_PX / 10:.0f} px) is cut at labelLimit {limit}")
+                                f"{_label_px([cut[0]], fs):.0f} px) is cut at labelLimit {limit}")
         else:
             values = axis.get("values")
             if not isinstance(values, list) or not values:
@@ -1213,16 +1296,9 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
             eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
             ticks = sorted((float(pos(v)) * length, tick_label(v, axis)) for v in vals if lo - eps <= v <= hi + eps)
             angle = axis.get("labelAngle", 0)
-        theta = np.deg2rad(float(angle or 0))
         for (p0, t0), (p1, t1) in zip(ticks, ticks[1:]):
             d = abs(p1 - p0)
-            w = (len(t0) + len(t1)) / 2 * fs * CHAR_PX / 10
-            h = fs + 1
-            if ch == "y":
-                ok = d * abs(np.cos(theta)) >= h - 1e-9 or d * abs(np.sin(theta)) >= w - 1e-9
-            else:
-                ok = d * abs(np.cos(theta)) >= w + 2 - 1e-9 or d * abs(np.sin(theta)) >= h - 1e-9
-            if not ok:
+            if _labels_collide(d, t0, t1, channel=ch, angle=angle, font=fs):
                 problems.append(f"rule 7 at {where}.encoding.{ch}: tick labels {t0!r} and {t1!r} overlap "
                                 f"({d:.0f} px apart on a {length:.0f} px axis): thin the ticks or use a compact "
                                 "format (10k, 1e-4)")
@@ -1282,15 +1358,16 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
                 labels = [str(v) for v in (dom if isinstance(dom, list) else distinct(rows, e["field"]) or [])]
                 limit = legend.get("labelLimit", _LEGEND_LABEL_LIMIT)
                 fs = _font(legend, "labelFontSize", _LABEL_FONT)
-                long = [s for s in labels if isinstance(limit, (int, float)) and limit > 0
-                        and len(s) * fs * CHAR_PX / 10 > limit]
+                long = [s for s in labels
+                        if isinstance(limit, (int, float)) and limit > 0 and _label_px([s], fs) > limit]
                 if long:
                     problems.append(f"rule 8 at {where}.encoding.{ch}.legend: label {long[0][:30]!r} (~"
-                                    f"{len(long[0]) * fs * CHAR_PX / 10:.0f} px) is cut at labelLimit {limit}")
+                                    f"{_label_px([long[0]], fs):.0f} px) is cut at labelLimit {limit}")
                 title = legend.get("title", e.get("title", e.get("field")))
                 tlimit = legend.get("titleLimit", _LEGEND_TITLE_LIMIT)
                 for line in _title_lines(title):
-                    if isinstance(tlimit, (int, float)) and tlimit > 0 and len(line) * 1.1 * CHAR_PX > tlimit:
+                    if isinstance(tlimit, (int, float)) and tlimit > 0 and \
+                            _label_px([line], _LEGEND_TITLE_FONT) > tlimit:
                         problems.append(f"rule 8 at {where}.encoding.{ch}.legend: title {line[:30]!r} is cut at "
                                         f"titleLimit {tlimit}")
         if mark == "text" and _mark_prop(node.get("mark"), "clip"):
@@ -1319,34 +1396,6 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
                 if not labelled:
                     problems.append(f"rule 6 at {where}: the reference line's text label is empty")
 
-    def width_of(node, size):
-        """The pixel width of a (nested) spec, or None when unknown."""
-        if not isinstance(node, dict):
-            return None
-        w = node.get("width", size.get("width"))
-        if "hconcat" in node or "concat" in node:
-            kids = node.get("hconcat") or node.get("concat")
-            cols = node.get("columns") if "concat" in node else None
-            ws = [width_of(k, {}) for k in kids]
-            if any(x is None for x in ws):
-                return None
-            sp = node.get("spacing", 20) if isinstance(node.get("spacing", 20), (int, float)) else 20
-            if cols:
-                ws = ws[:cols]
-            return sum(ws) + sp * (len(ws) - 1)
-        if "vconcat" in node:
-            ws = [width_of(k, {}) for k in node["vconcat"]]
-            return None if any(x is None for x in ws) else max(ws)
-        if "facet" in node and "spec" in node:
-            inner = width_of(node["spec"], {})
-            if inner is None:
-                return None
-            cols = node.get("columns") or 1
-            return inner * cols + 20 * (cols - 1)
-        if isinstance(w, (int, float)):
-            return float(w)
-        return None
-
     def walk(node, rows, size, where, siblings=()):
         if isinstance(node, list):
             for i, n in enumerate(node):
@@ -1363,7 +1412,7 @@ def lint(chart, *, max_colors: int = MAX_COLORS, title_width: int = TITLE_WIDTH)
         res = node.get("resolve", {})
         if isinstance(res, dict) and (res.get("scale") or {}).get("color") == "independent":
             independent["on"] = True
-        check_title(node.get("title"), f"{where}.title", width_of(node, size))
+        check_title(node.get("title"), f"{where}.title", _width_of(node, size.get("width")))
         if "mark" in node:
             check_unit(node, rows, size, where, siblings)
         if "layer" in node:

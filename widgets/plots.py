@@ -12,7 +12,7 @@ from __future__ import annotations
 import altair as alt
 import numpy as np
 
-from thinlab.charts import log_ticks, wrap_title
+from thinlab.charts import index_ticks, log_axis, wrap_title
 
 #: the most rows / columns an image shows
 IMAGE_SIDE = 64
@@ -20,9 +20,6 @@ IMAGE_SIDE = 64
 MASK_COLORS = {"kept": "#1f3b73", "pruned": "#e6e6e6"}
 _INDEX_AXIS = dict(labelAngle=0, ticks=False, domain=False, labelOverlap="greedy", labelFontSize=9,
                    titleFontSize=10, titleFontWeight="normal", titlePadding=2)
-_LOG_LABEL = "format(datum.value, '~s')"   # 1, 20, 5k, 10M
-_LOG_LABEL_SMALL = ("datum.value >= 1e4 || datum.value < 1e-2 ? replace(format(datum.value, '.0e'), '+', '') "
-                    ": format(datum.value, '~g')")   # 1e-4, 0.02, 0.5, 1e4
 
 
 # ------------------------------------------------------------------ rows
@@ -76,19 +73,11 @@ def _size(shape, side: int) -> tuple[int, int]:
     return max(40, round(cols * scale)), max(40, round(rows * scale))
 
 
-def index_ticks(n: int, k: int = 4) -> list[int]:
-    """At most ``k`` round index labels (multiples of 1, 2, 5 × 10^j, from 0) for an axis of ``n`` entries."""
-    for step in (m * 10 ** j for j in range(7) for m in (1, 2, 5)):
-        if -(-n // step) <= k:
-            return list(range(0, n, step))
-    return [0]
-
-
 def _index_axes(shape):
     """The x (column) and y (row) encodings of a matrix image of ``shape``: a few index labels, rows top down."""
     rows, cols = shape
-    return (alt.X("column:O", title="column", axis=alt.Axis(values=index_ticks(cols), **_INDEX_AXIS)),
-            alt.Y("row:O", title="row", axis=alt.Axis(values=index_ticks(rows), **_INDEX_AXIS)))
+    return (alt.X("column:O", title="column", axis=alt.Axis(values=index_ticks(cols, k=4), **_INDEX_AXIS)),
+            alt.Y("row:O", title="row", axis=alt.Axis(values=index_ticks(rows, k=4), **_INDEX_AXIS)))
 
 
 def image(name: str, *, shape, title: str, domain, scheme: str = "redblue", color_title: str = "weight",
@@ -134,18 +123,6 @@ def labelled_rules(name: str, *, label: str, color: str = "crimson") -> alt.Laye
     return alt.layer(rule, text)
 
 
-def log_axis(lo: float, hi: float, *, title: str, floor: float | None = None):
-    """(scale, axis) of a log axis over ``[lo, hi]`` with ticks at 1·10^k (:func:`thinlab.charts.log_ticks`)
-    and no overlapping labels; ``floor``: the domain starts there (bars of a log histogram start at 0.5)."""
-    ticks, dom = log_ticks(lo, hi)
-    if floor is not None:
-        dom[0] = float(floor)
-        ticks = [t for t in ticks if t >= floor]
-    label = _LOG_LABEL if min(ticks) >= 1 else _LOG_LABEL_SMALL
-    axis = alt.Axis(values=ticks, labelExpr=label, labelOverlap="greedy", labelFlush=False, title=title)
-    return alt.Scale(type="log", domain=dom, nice=False, clamp=True), axis
-
-
 def histogram(hist: str, rules: str, *, title: str, max_count: int, x_title: str = "weight", width: int = 260,
               height: int = 150, rule_color: str = "crimson", rule_label: str = "threshold") -> alt.LayerChart:
     """Histogram bars over dataset ``hist`` (:func:`histogram_rows`), rules at dataset ``rules``.
@@ -154,7 +131,7 @@ def histogram(hist: str, rules: str, *, title: str, max_count: int, x_title: str
     short bar), as in :func:`thinlab.charts.histogram`, so the tails stay visible. ``max_count``: the
     tallest bin, which fixes the axis.
     """
-    scale, axis = log_axis(1, max(2, int(max_count)), title="count (log)", floor=0.5)
+    scale, axis = log_axis(1, max(2, int(max_count)), floor=0.5, clamp=True, title="count (log)")
     bars = alt.Chart(alt.Data(name=hist)).transform_filter("datum.count > 0").mark_rect(color="#4c78a8").encode(
         x=alt.X("lo:Q", title=x_title), x2="hi:Q",  # rects: x and y both ranged
         y=alt.Y("count:Q", scale=scale, axis=axis), y2=alt.datum(0.5),
@@ -173,7 +150,7 @@ def curve(name: str, marker: str, *, x: str, y: str, title: str, color: str | No
     if y_range is None:
         y_enc = alt.Y(f"{y}:Q", title=y_title or y, scale=alt.Scale(zero=False))
     else:
-        scale, axis = log_axis(*y_range, title=y_title or y)
+        scale, axis = log_axis(*y_range, clamp=True, title=y_title or y)
         y_enc = alt.Y(f"{y}:Q", scale=scale, axis=axis)
     enc = {"x": alt.X(f"{x}:Q", title=x_title or x), "y": y_enc,
            "tooltip": [alt.Tooltip(f"{x}:Q", format=".4g"), alt.Tooltip(f"{y}:Q", format=".4g")]}
