@@ -153,6 +153,7 @@ def test_lesson_02(data, run_lesson_fast):
                                accuracy_bar=ch["accuracy_bar"]).passed
     assert ch["size_limit"] < base["bytes"] and set(ch["plan"]) <= set(shapes)
     assert "✓ challenge met" in out["text"] and "LEADERBOARD | 02 rank per layer | you | " in out["text"]
+    assert f"your plan on the test speakers: {ch['test_acc']:.3f}" in out["text"]    # targets on validation, test once
     scan = res["challenge_scan"]
     assert all(r["bytes"] == plan_bytes({r["layer"]: r["rank"]}) for r in scan)
     assert all(r["rank"] < shapes[r["layer"]][0] * shapes[r["layer"]][1] / sum(shapes[r["layer"]]) for r in scan)

@@ -492,7 +492,8 @@ def challenge_targets(model, scan: list[dict], *, layers, dense_val: float, tole
     The **reference** plan is read off the scan (:func:`plan_from_scan` at ``tolerance``; then at 0.5x,
     2x, 0 and 4x that tolerance); its bytes rounded up to the next 1,000 are the **size limit**. The
     **naive** plan spends that limit evenly (:func:`uniform_plan`: one rank in every layer). The first
-    tolerance at which the reference scores higher than the naive plan (``score``, the test accuracy) sets
+    tolerance at which the reference scores higher than the naive plan (``score``: lesson 02 passes the
+    validation accuracy, so the targets and the student's choice never see the test speakers) sets
     the **accuracy bar** half-way between the two, so the reference passes and the naive plan does not.
     If no tolerance separates them, spending evenly is as good here: the bar is the reference's accuracy
     and the naive plan becomes ``fallback`` (e.g. the energy rule's ranks), which ``note`` says.
