@@ -277,3 +277,40 @@ def test_challenge_check_counts_bytes_and_fine_tunes():
     assert ch.accuracy == pytest.approx(acc_on(ds)(pruned))
     ch2, _ = ps.challenge_check(dnn, plan, score=acc_on(ds), size_limit=limit - 1, accuracy_bar=0.0, name="t")
     assert not ch2.passed
+
+
+def test_budget_race_chooses_on_validation_and_compares_on_test():
+    """Each model's sparsity is picked by validation accuracy; the winner is the best of those picks on
+    test, and the verdict pairs its per-clip hits with the runner-up's."""
+    from thinlab import stats
+
+    n = 40
+    h = lambda k: np.arange(n) % k == 0                                      # noqa: E731
+    rows = [dict(model="a", sparsity=0.0, bytes=300, **{"val accuracy": 0.9, "test accuracy": 0.5}, hits=h(2)),
+            dict(model="a", sparsity=0.5, bytes=150, **{"val accuracy": 0.6, "test accuracy": 0.9}, hits=h(1)),
+            dict(model="b", sparsity=0.0, bytes=200, **{"val accuracy": 0.7, "test accuracy": 0.25}, hits=h(4))]
+    on_test = ps.best_under_budgets(rows, [400])[0]
+    assert on_test["winner"] == "a" and on_test["sparsity"] == 0.5           # the test split picked a's sparsity
+    best = ps.best_under_budgets(rows, [400, 250], choose="val accuracy")
+    assert (best[1]["winner"], best[1]["sparsity"], best[1]["a"], best[1]["b"]) == ("a", 0.0, 0.5, 0.25)
+    assert best[1]["chosen on"] == "val accuracy" and best[1]["model bytes"] == {"a": 300, "b": 200}
+    assert (best[0]["budget"], best[0]["winner"], best[0]["a"]) == (250, "a", 0.9)   # a's 150-byte form, b's too
+    assert np.array_equal(best[1]["model hits"]["a"], h(2)) and "model hits" not in ps.winners_text(best)
+    speakers = np.arange(n) % 8
+    v = ps.budget_verdicts(best, lambda x, y, **kw: stats.paired_compare(x, y, speakers, **kw))
+    assert [(r["budget"], r["winner"], r["runner_up"]) for r in v] == [(250, "a", "b"), (400, "a", "b")]
+    want = stats.paired_compare(h(2), h(4), speakers, a="a", b="b")
+    assert v[1]["comparison"] == want.as_dict() and v[1]["sentence"].startswith("under 400 B: ")
+    one = ps.best_under_budgets(rows[:2], [400], choose="val accuracy")
+    assert ps.budget_verdicts(one, lambda *a, **k: None) == []              # one model fits: nothing to compare
+
+
+def test_model_sweep_records_validation_and_hits_when_asked():
+    ds = tiny_ds()
+    val = lambda m: 0.5                                                       # noqa: E731
+    hits = lambda m: train.predict(m, ds.X_test) == ds.y_test                 # noqa: E731
+    out = ps.model_sweep({"dnn": tiny_dnn()}, sparsities=[0.0, 0.8], score=acc_on(ds), select=val, hits=hits)
+    for r in out["rows"]:
+        assert r["val accuracy"] == 0.5 and r["hits"].shape == ds.y_test.shape
+        assert r["test accuracy"] == pytest.approx(r["hits"].mean())          # the hits behind the reported score
+    assert all("hits" not in r for r in ps.model_sweep({"dnn": tiny_dnn()}, sparsities=[0.8], score=acc_on(ds))["rows"])

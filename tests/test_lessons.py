@@ -166,14 +166,24 @@ def _check_lesson_01_new(res, out):
         for r in (r for r in m["rows"] if r["model"] == name):
             assert r["bytes"] == _pruned_bytes(arch, {n: r["sparsity"] for n in layers} if r["sparsity"] else {})
     assert next(r["bytes"] for r in m["rows"] if r["model"] == "dnn" and r["sparsity"] == 0) == res["baseline"]["bytes"]
-    for b in m["best"]:                                    # the winner per budget is the best row that fits
+    verdicts = {v["budget"]: v for v in m["verdicts"]}
+    for b in m["best"]:               # each model's row chosen on validation; the winner: best test among those
         fit = [r for r in m["rows"] if r["bytes"] <= b["budget"]]
         if not fit:
             assert b["winner"] is None and "no model fits" in m["text"]
             continue
-        assert b["test accuracy"] == max(r["test accuracy"] for r in fit)
+        picked = {n: max((r for r in fit if r["model"] == n), key=lambda r: (r["val accuracy"], -r["bytes"]))
+                  for n in {r["model"] for r in fit}}
+        assert b["test accuracy"] == max(r["test accuracy"] for r in picked.values())
+        assert all(b[n] == r["test accuracy"] for n, r in picked.items()) and b["chosen on"] == "val accuracy"
         line = next(l for l in m["text"].splitlines() if l.startswith(f"under {teach.human_bytes(b['budget'])}:"))
         assert line.split(": ", 1)[1].startswith(f"{b['winner']} ") and f"scores {b['test accuracy']:.3f}" in line
+        if len(picked) > 1:                # the winner against the runner-up, paired over the test speakers
+            v = verdicts[b["budget"]]
+            assert v["winner"] == b["winner"] and v["sentence"] in out["text"]
+            assert v["comparison"]["acc_a"] == pytest.approx(b["test accuracy"])
+            assert v["comparison"]["acc_b"] == pytest.approx(max(r["test accuracy"] for n, r in picked.items()
+                                                                 if n != b["winner"]))
     # gradual vs one shot: seeds averaged per clip, and the interpretation's words agree with its numbers
     g = res["gradual"]
     c, words = g["vs_one_shot"], g["interpretation"]

@@ -334,16 +334,20 @@ def prunable_layers(model) -> list[str]:
 
 
 def model_sweep(models: dict, *, sparsities, score, ds=None, finetune_epochs: int = 0, seed: int = 0,
-                progress: bool = True) -> dict:
+                progress: bool = True, select=None, hits=None) -> dict:
     """Magnitude pruning (per layer) of every model in ``models`` (name → model) at each sparsity, over
     its :func:`prunable_layers` (LSTMs through :func:`linear_lstm`), then ``finetune_epochs`` of
     fine-tuning on ``ds`` (masks fixed; 0: none).
 
+    ``score(model)`` is the reported accuracy (the test speakers in lesson 01); ``select(model)``, if
+    given, the one choices are made on (validation), stored as ``val accuracy``; ``hits(model)``, if
+    given, the per-clip correctness behind ``score`` (for paired comparisons), stored as ``hits``.
+
     Returns
     -------
     dict: ``rows`` (``model``, ``sparsity``, ``one shot``, ``fine-tuned`` (absent without fine-tuning),
-    ``test accuracy`` (the last of the two), ``bytes``; sparsity 0 is the dense model), ``layers``
-    (model → pruned layers).
+    ``test accuracy`` (the last of the two), ``bytes``, and ``val accuracy`` / ``hits`` when asked
+    for; sparsity 0 is the dense model), ``layers`` (model → pruned layers).
 
     Taught in: 01_pruning
     """
@@ -351,13 +355,16 @@ def model_sweep(models: dict, *, sparsities, score, ds=None, finetune_epochs: in
 
     if finetune_epochs and ds is None:
         raise ValueError(f"finetune_epochs={finetune_epochs} needs ds= (the dataset to fine-tune on)")
+
+    def extra(m) -> dict:
+        return {**({"val accuracy": float(select(m))} if select else {}), **({"hits": np.asarray(hits(m))} if hits else {})}
     rows, layers = [], {}
     for name, model in models.items():
         m = linear_lstm(model)
         layers[name] = prunable_layers(m)
         acc = float(score(m))
         rows.append({"model": name, "sparsity": 0.0, "one shot": acc, **({"fine-tuned": acc} if finetune_epochs else {}),
-                     "test accuracy": acc, "bytes": size_report(m).total_bytes})
+                     "test accuracy": acc, "bytes": size_report(m).total_bytes, **extra(m)})
         for s in sorted(x for x in set(sparsities) if x > 0):
             p = pruning.prune_model(m, sparsity=s, layers=layers[name])
             row = {"model": name, "sparsity": s, "one shot": float(score(p))}
@@ -366,38 +373,70 @@ def model_sweep(models: dict, *, sparsities, score, ds=None, finetune_epochs: in
                                desc=f"fine-tune {name} at {s:g}")
                 row["fine-tuned"] = float(score(p))
             rows.append({**row, "test accuracy": row.get("fine-tuned", row["one shot"]),
-                         "bytes": size_report(p).total_bytes})
+                         "bytes": size_report(p).total_bytes, **extra(p)})
     return {"rows": rows, "layers": layers}
 
 
 #: the keys of a :func:`best_under_budgets` row that are not model names
-_BUDGET_KEYS = ("budget", "winner", "test accuracy", "bytes", "sparsity", "model bytes")
+_BUDGET_KEYS = ("budget", "winner", "test accuracy", "bytes", "sparsity", "model bytes", "model hits", "chosen on")
 
 
-def best_under_budgets(rows, budgets) -> list[dict]:
-    """Per byte budget, the most accurate row of ``rows`` (``model``, ``test accuracy``, ``bytes``, and
-    optionally ``sparsity``) that fits, the fewer bytes breaking a tie; ``None`` entries where nothing fits.
+def best_under_budgets(rows, budgets, *, choose: str = "test accuracy") -> list[dict]:
+    """Per byte budget, each model's best row that fits and the most accurate of those.
 
-    Each entry has ``budget``, ``winner``, ``test accuracy``, ``bytes``, ``sparsity``, each model's best
-    accuracy that fits under its own name (``None`` if none of its rows fits) and ``model bytes``
-    (model → the bytes of that best row, chosen as the winner is: most accurate, then fewest bytes).
+    Each model's row is picked by ``choose`` (``"val accuracy"``: the validation speakers choose the
+    sparsity, as lesson 01 does; the default, ``"test accuracy"``, picks on the reported score), the
+    fewer bytes breaking a tie; the **winner** is the model whose picked row has the highest test
+    accuracy (then the fewer bytes); ``None`` entries where nothing fits.
+
+    Each entry has ``budget``, ``winner``, ``test accuracy``, ``bytes``, ``sparsity`` (the winner's
+    picked row), each model's picked test accuracy under its own name (``None`` if none of its rows
+    fits), ``model bytes`` and, when the rows carry ``hits``, ``model hits`` (model → that row's
+    bytes / per-clip hits), and ``chosen on``.
 
     Taught in: 01_pruning
     """
     out = []
     for b in sorted(budgets):
         fit = [r for r in rows if r["bytes"] <= b]
-        pick = lambda rs: max(rs, key=lambda r: (r["test accuracy"], -r["bytes"])) if rs else None  # noqa: E731
-        best = pick(fit)
+        picked = {m: max(rs, key=lambda r: (r[choose], -r["bytes"]))
+                  for m in dict.fromkeys(r["model"] for r in rows) for rs in [[r for r in fit if r["model"] == m]] if rs}
+        best = max(picked.values(), key=lambda r: (r["test accuracy"], -r["bytes"]), default=None)
         row = {"budget": b, "winner": best["model"] if best else None,
                "test accuracy": best["test accuracy"] if best else None, "bytes": best["bytes"] if best else None,
-               "sparsity": best.get("sparsity") if best else None, "model bytes": {}}
+               "sparsity": best.get("sparsity") if best else None, "model bytes": {}, "chosen on": choose}
+        if any("hits" in r for r in picked.values()):
+            row["model hits"] = {m: r["hits"] for m, r in picked.items() if "hits" in r}
         for m in sorted({r["model"] for r in rows}):
-            mine = pick([r for r in fit if r["model"] == m])
-            row[m] = mine["test accuracy"] if mine else None
-            if mine:
-                row["model bytes"][m] = mine["bytes"]
+            row[m] = picked[m]["test accuracy"] if m in picked else None
+            if m in picked:
+                row["model bytes"][m] = picked[m]["bytes"]
         out.append(row)
+    return out
+
+
+def budget_verdicts(best: list[dict], compare) -> list[dict]:
+    """Per budget of :func:`best_under_budgets` where two models or more fit: the winner against the
+    runner-up (the next highest test accuracy), a speaker-aware paired comparison of their per-clip
+    ``model hits`` (``compare(hits_a, hits_b, a=, b=)``, e.g. the lesson's ``L.compare``) and a
+    sentence from :func:`thinlab.teach.interpret`.
+
+    Rows ``{"budget", "winner", "runner_up", "comparison", "sentence"}``.
+    Taught in: 01_pruning
+    """
+    from thinlab import teach
+
+    out = []
+    for r in best:
+        hits = r.get("model hits", {})
+        others = sorted((m for m in hits if m != r["winner"] and r.get(m) is not None), key=lambda m: -r[m])
+        if r["winner"] is None or not others:
+            continue
+        w, ru = r["winner"], others[0]
+        cmp = compare(hits[w], hits[ru], a=w, b=ru)
+        out.append({"budget": r["budget"], "winner": w, "runner_up": ru, "comparison": cmp.as_dict(),
+                    "sentence": f"under {teach.human_bytes(r['budget'])}: "
+                                + teach.interpret(cmp, expected="better", claim=f"{w} against {ru}")})
     return out
 
 
