@@ -268,3 +268,116 @@ def test_budget_winner_runs_every_fitting_model_on_the_seeds(tiny, monkeypatch):
     assert w["comparison"]["acc_a"] == pytest.approx(seeded["c"].mean())
     assert "the first seed alone had put the A first" in w["sentence"]
 
+
+
+# ── the sentences, results entries and summary the lesson prints (moved out of its cells) ─────────────────
+
+def test_int8_cast_text_and_results(tiny):
+    model, W, lesson = tiny
+    cast = qs.int8_cast_study(model, W, lesson)
+    lines = qs.int8_cast_text(cast, n_test=30, n_classes=3).split("\n")
+    assert lines == [
+        f"100.00% of the weights round to 0 (the largest |w| is {cast['max_abs']:.3f}); the int8-cast model predicts "
+        f"1 distinct word(s) for 30 test clips: accuracy {cast['test_acc']:.3f}, chance is 0.333.",
+        "The cast is W/F fixed point with F = 0: a step of 1, far coarser than the weights: every weight of this "
+        "model is below 0.5 in magnitude. Trained weights usually are, the likely cause of the thesis's collapse too; "
+        "the exact figures differ with model and data."]
+    big = {"zero_share": 0.25, "max_abs": 0.75, "n_predicted_words": 4, "test_acc": 0.5}
+    assert qs.int8_cast_text(big, n_test=8, n_classes=4).startswith(
+        "25.00% of the weights round to 0 (the largest |w| is 0.750); the int8-cast model predicts 4 distinct "
+        "word(s) for 8 test clips: accuracy 0.500, chance is 0.250.\n")
+    assert "not every weight of this model is below 0.5" in qs.int8_cast_text(big, n_test=8, n_classes=4)
+    thesis = {"float_acc": 0.916, "int8_cast_acc": 0.143}
+    res = qs.int8_cast_results(cast, thesis)
+    assert list(res) == ["thesis", "int8_cast"] and thesis == {"float_acc": 0.916, "int8_cast_acc": 0.143}
+    assert res["thesis"] == {"float_acc": 0.916, "int8_cast_acc": 0.143, "fixed_point_table": None,
+                             "note": "only the thesis's two headline figures are available, not its fixed-point table"}
+    assert res["int8_cast"] == {"test_acc": cast["test_acc"], "zero_share": 1.0, "n_predicted_words": 1,
+                                "bytes": cast["bytes"]}
+
+
+def test_sweep_results():
+    rows = [dict(method="a", label="A", bits=2, accuracy=0.5, bytes=100, relative_error=0.3, vs_float32="worse", hits=[1]),
+            dict(method="a", label="A", bits=4, accuracy=0.7, bytes=200, relative_error=0.1, vs_float32="within noise"),
+            dict(method="int8_cast", label="cast", bits=8, accuracy=0.1, bytes=400, relative_error=1.0, vs_float32="worse")]
+    res = qs.sweep_results(rows)
+    assert res["sweep"][0] == {"method": "a", "bits": 2, "accuracy": 0.5, "bytes": 100, "relative_error": 0.3,
+                               "vs_float32": "worse"}                       # no label, no per-clip hits
+    assert [r["bits"] for r in res["sweep"]] == [2, 4, 8]
+    assert res["acc_vs_bits"] == {"a": {"2": 0.5, "4": 0.7}, "int8_cast": {"8": 0.1}}
+
+
+def _huffman_rows(bpw: dict) -> list[dict]:
+    """Rows shaped like huffman_table's: (key, coding) → bits per weight, all at 3 bits."""
+    return [{"quantiser": qm.METHODS[k][0], "key": k, "bits": 3, "coding": c, "bits per weight": v, "bytes": 0}
+            for (k, c), v in bpw.items()]
+
+
+def test_huffman_text(tiny):
+    _, W, _ = tiny
+    rows = qs.huffman_table(W, bits=[1, 2, 3, 4])
+    lines = qs.huffman_text(rows, bits=[1, 2, 3, 4]).split("\n")           # the middle of 2, 3, 4: 3 bits
+    by = {(r["key"], r["coding"]): r["bits per weight"] for r in rows if r["bits"] == 3}
+    gain = qs.huffman_gain(rows, n_bits=3)
+    assert lines[0] == (f"{qm.METHODS['uniform_asym'][0]}, 3 bits: packed {by[('uniform_asym', 'packed')]:.2f} bits/weight, "
+                        f"Huffman {by[('uniform_asym', 'Huffman')]:.2f}, entropy bound {by[('uniform_asym', 'entropy bound')]:.2f}")
+    assert lines[1].startswith(f"{qm.METHODS['kmeans'][0]}, 3 bits: packed {by[('kmeans', 'packed')]:.2f} bits/weight")
+    assert lines[2].startswith(f"at 3 bits Huffman saves {gain['uniform_asym']:.0%} of the bytes on uniform codes and "
+                               f"{gain['kmeans']:.0%} on k-means codes") and len(lines) == 3
+    bpw = {("uniform_asym", "packed"): 4.0, ("uniform_asym", "Huffman"): 2.0, ("uniform_asym", "entropy bound"): 1.5,
+           ("kmeans", "packed"): 4.0, ("kmeans", "Huffman"): 3.0, ("kmeans", "entropy bound"): 2.9}
+    text = qs.huffman_text(_huffman_rows(bpw), bits=[3])
+    assert text.split("\n")[0].endswith("3 bits: packed 4.00 bits/weight, Huffman 2.00, entropy bound 1.50")
+    assert text.endswith("at 3 bits Huffman saves 50% of the bytes on uniform codes and 25% on k-means codes: k-means "
+                         "spreads the weights more evenly over its levels (higher entropy), leaving less to compress.")
+    bpw[("kmeans", "Huffman")] = 1.0                                          # k-means gains more: no explanation
+    assert qs.huffman_text(_huffman_rows(bpw), bits=[3]).endswith("on uniform codes and 75% on k-means codes.")
+    with pytest.raises(ValueError, match="from 2 bits up"):
+        qs.huffman_text(rows, bits=[1])
+
+
+def test_winners_text():
+    wins = [{"sentence": "At 32.0 KB no model fits, even at its fewest bits.", "comparison": None},
+            {"sentence": "At 1.0 MB the DNN wins.", "comparison": {"verdict": "better"}}]
+    assert qs.winners_text(wins) == "At 32.0 KB no model fits, even at its fewest bits.\nAt 1.0 MB the DNN wins."
+    wins.append({"sentence": "At 2.0 MB: within noise.", "comparison": {"verdict": "within noise"}})
+    lines = qs.winners_text(wins).split("\n")
+    assert lines[:3] == [w["sentence"] for w in wins]
+    assert lines[3] == "Why such a race can go either way: " + "; ".join(qs.REASONS) + "."
+
+
+def test_challenge_text():
+    low = qs.challenge_targets(base_acc=0.8, base_bytes=1200, factor=12, drop=0.02, reference_acc=0.7)
+    assert qs.challenge_text(low, base_acc=0.8, factor=12, drop=0.02) == (
+        "size limit 100 B (float32 / 12); accuracy bar 0.700 on the validation speakers: float32 − 0.02 would be "
+        "0.780, which the scan's "
+        "plan does not reach in this run, so the bar is what that plan reaches")
+    ok = qs.challenge_targets(base_acc=0.8, base_bytes=1_200_000, factor=12, drop=0.02, reference_acc=0.9)
+    assert qs.challenge_text(ok, base_acc=0.8, factor=12, drop=0.02) == \
+        "size limit 100 KB (float32 / 12); accuracy bar 0.780 on the validation speakers (float32 0.800 − 0.02)"
+
+
+def test_summary_lines():
+    kw = dict(base_acc=0.8, se=0.02, base_bytes=6_220_136, int8_acc=0.1, thesis={"float_acc": 0.916, "int8_cast_acc": 0.143},
+              fixed_rows=[{"bits": 16, "test_acc": 0.8}, {"bits": 8, "test_acc": 0.79}],
+              fewest={"k-means": 2, "OMSE": 3},
+              finetune={"rows": [{"bits": 2, "post-training": 0.5, "fine-tuned": 0.6}], "float_finetuned_acc": 0.81},
+              lstm_fixed=[{"bits": 8, "test_acc": 0.7}],
+              winners=[{"budget": 32_000, "winner": None, "runner_up": None, "comparison": None},
+                       {"budget": 64_000, "winner": "cnn", "runner_up": "lstm", "comparison": {"verdict": "within noise"}},
+                       {"budget": 1_000_000, "winner": "dnn", "runner_up": "cnn", "comparison": {"verdict": "better"}},
+                       {"budget": 6_300_000, "winner": "dnn", "runner_up": None, "comparison": None}],
+              challenge="✓ challenge met")
+    assert qs.summary_lines(**kw) == [
+        "baseline DNN: test accuracy 0.800 ± 0.020, 6,220,136 bytes",
+        "int8 cast (no scale): 0.100 (seed thesis, quoted: 0.916 → 0.143); 8-bit fixed point with the best F: 0.790",
+        "fixed point, best F: 16 bits 0.800, 8 bits 0.790",
+        "fewest bits not worse than float32: k-means 2, OMSE 3",
+        "fake-quant fine-tuning: 2 bits 0.500 → 0.600 (float32 control 0.810)",
+        "LSTM fixed point, best F: 8 bits 0.700",
+        "most accurate model per budget in this run: 32.0 KB NONE; 64.0 KB CNN (within noise of LSTM); "
+        "1.0 MB DNN (beyond noise of CNN); 6.3 MB DNN",
+        "✓ challenge met"]
+    lines = qs.summary_lines(**{**kw, "fixed_rows": [{"bits": 4, "test_acc": 0.6}], "fewest": {}})
+    assert lines[1] == "int8 cast (no scale): 0.100 (seed thesis, quoted: 0.916 → 0.143)"     # no 8-bit row
+    assert lines[3] == "fewest bits not worse than float32: none"

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from thinlab import course
+from thinlab import course, stats
 from thinlab.experiments import compare
 from thinlab.experiments import deepthin_study as study
 
@@ -103,7 +103,7 @@ def test_lesson_03(data, run_lesson_fast):
                    if x.startswith(f"1/{c['factor']}, DeepThin against {study.LABELS[c['method']]}:")]
         assert (f"DeepThin {c['acc_a']:.3f} vs {study.LABELS[c['method']]} {c['acc_b']:.3f}" if c["diff"] != 0 else
                 f"both {c['acc_a']:.3f}") in line
-        assert f"{100 * c['low']:+.1f} to {100 * c['high']:+.1f}" in line
+        assert stats.Comparison(**{k: c[k] for k in stats.Comparison.__dataclass_fields__}).bounds_text() in line
         assert ("ahead" in line) == (c["diff"] > 0) and ("behind" in line) == (c["diff"] < 0)
         assert ("beyond noise" in line) == (c["verdict"] != "within noise")
         if c["verdict"] != "within noise":

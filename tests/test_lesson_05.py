@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from thinlab import charts, course, precision
+from thinlab import charts, course, precision, stats
 
 CHANCE_MARGIN = 0.05     # the CI CNN baseline beats chance by at least this much
 
@@ -127,5 +127,5 @@ def _check_transfer_explained(res, text, *, n_classes):
     assert "Pure FP16 retrained from the FP32 CNN on" in flat and "The run measured" in flat   # predict, reveal
     vs = res["fp32_vs_fp16"]                     # teach.interpret's head, with the direction word from the numbers
     way = "ahead" if vs["diff"] > 0 else "behind" if vs["diff"] < 0 else "level"
-    assert (f"FP32 {vs['acc_a']:.3f} vs FP16 {vs['acc_b']:.3f}, FP32 {abs(100 * vs['diff']):.1f} points {way}" in flat
+    assert (f"FP32 {vs['acc_a']:.3f} vs FP16 {vs['acc_b']:.3f}, FP32 {stats.points_text(abs(vs['diff']))[1:]} points {way}" in flat
             if way != "level" else f"both {vs['acc_a']:.3f}" in flat)

@@ -79,7 +79,7 @@ def test_lesson_06(run_lesson_fast, data):
                            reasons=pareto.distillation_reasons(kd, teacher["acc"]))
     assert said in out["text"]
     way = "ahead" if cmp.diff > 0 else "behind" if cmp.diff < 0 else None
-    assert way is None or f"distilled {abs(100 * cmp.diff):.1f} points {way}" in said
+    assert way is None or f"distilled {stats.points_text(abs(cmp.diff))[1:]} points {way}" in said
     assert ("within noise" in said) == (cmp.verdict == "within noise")
     assert ("not the expected" in said or "did not show" in said) == (cmp.verdict != "better")
 

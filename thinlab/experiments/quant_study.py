@@ -1,6 +1,8 @@
 """Lesson 04's experiments as tested functions: the int8 cast, the thesis's fixed-point table, the
 uniform / k-means / OMSE / multi-bit comparisons on one layer, the whole-network sweep with paired
-verdicts, packing and Huffman bytes, fake-quant fine-tuning and the bits explorer's plain rows.
+verdicts, packing and Huffman bytes, fake-quant fine-tuning, the bits explorer's plain rows, the
+three models at a byte budget and the design challenge; also the sentences and results entries the
+lesson prints and records from those numbers, and its closing summary (:func:`summary_lines`).
 
 Everything here composes :mod:`thinlab.experiments.quant_sweep` (quantise, honest bytes, relative
 error, dequantised copies) and the numpy kernels of :mod:`thinlab.quant`; scoring goes through a
@@ -61,6 +63,33 @@ def int8_cast_study(model, W: dict, lesson) -> dict:
             "n_predicted_words": int(len(np.unique(train.predict(m, lesson.ds.X_test)))),
             "max_abs": float(max(np.abs(w).max() for w in W.values())),
             "bytes": cast_bytes(model, W), "relative_error": qm.relative_error(W, cast)}
+
+
+def int8_cast_text(cast: dict, *, n_test: int, n_classes: int) -> str:
+    """Lesson 04's two sentences on the int8 cast (from :func:`int8_cast_study`): how many weights round to
+    0, how many distinct words the cast model predicts for ``n_test`` test clips against chance
+    (1 / ``n_classes``), and why: the cast is W/F fixed point with F = 0, a step of 1.
+
+    Taught in: 04_quantization
+    """
+    return (f"{cast['zero_share']:.2%} of the weights round to 0 (the largest |w| is {cast['max_abs']:.3f}); the int8-cast "
+            f"model predicts {cast['n_predicted_words']} distinct word(s) for {n_test} test clips: accuracy "
+            f"{cast['test_acc']:.3f}, chance is {1 / n_classes:.3f}.\n"
+            "The cast is W/F fixed point with F = 0: a step of 1, far coarser than the weights: "
+            f"{'every' if cast['max_abs'] < 0.5 else 'not every'} weight of this model is below 0.5 in magnitude. Trained "
+            "weights usually are, the likely cause of the thesis's collapse too; the exact figures differ with model and data.")
+
+
+def int8_cast_results(cast: dict, thesis: dict) -> dict:
+    """The results entries of the int8 cast: ``"thesis"`` (the seed thesis's quoted figures ``thesis``, with
+    no fixed-point table: only its two headline figures are available) and ``"int8_cast"`` (this run's
+    ``test_acc``, ``zero_share``, ``n_predicted_words`` and ``bytes`` from :func:`int8_cast_study`).
+
+    Taught in: 04_quantization
+    """
+    return {"thesis": {**thesis, "fixed_point_table": None,
+                       "note": "only the thesis's two headline figures are available, not its fixed-point table"},
+            "int8_cast": {k: cast[k] for k in ("test_acc", "zero_share", "n_predicted_words", "bytes")}}
 
 
 def fixed_point_curve(w, *, word_bits=(2, 4, 8), frac_bits=range(16)) -> list[dict]:
@@ -223,6 +252,16 @@ def error_threshold(rows: list[dict]) -> dict | None:
     return {"smallest_costly_error": min(fell), "n_held_below": sum(e < min(fell) for e in held), "n_held": len(held)}
 
 
+def sweep_results(rows: list[dict]) -> dict:
+    """The results entries of the sweep (rows of :func:`sweep_study`): ``"sweep"``, one record per setting
+    (method, bits, accuracy, bytes, relative error, verdict against float32), and ``"acc_vs_bits"``,
+    method → {str(bits): test accuracy}, the int8 cast included. Taught in: 04_quantization"""
+    return {"sweep": [{k: r[k] for k in ("method", "bits", "accuracy", "bytes", "relative_error", "vs_float32")}
+                      for r in rows],
+            "acc_vs_bits": {m: {str(r["bits"]): r["accuracy"] for r in rows if r["method"] == m}
+                            for m in dict.fromkeys(r["method"] for r in rows)}}
+
+
 def packing_table(w, *, n_bits: int = 3) -> dict:
     """Bytes of one layer ``w`` at ``n_bits`` asymmetric codes: float32, one code per uint8, packed, and
     packed with scale, zero point and shape. Returns ``{"rows", "n_codes", "packed", "roundtrip"}``
@@ -264,6 +303,27 @@ def huffman_gain(rows: list[dict], *, n_bits: int) -> dict:
     :func:`huffman_table`). Taught in: 04_quantization"""
     bpw = {(r["key"], r["coding"]): r["bits per weight"] for r in rows if r["bits"] == n_bits}
     return {k: 1 - bpw[(k, "Huffman")] / bpw[(k, "packed")] for k in dict.fromkeys(k for k, _ in bpw)}
+
+
+def huffman_text(rows: list[dict], *, bits) -> str:
+    """Lesson 04's Huffman sentences from :func:`huffman_table` rows (which must hold ``"uniform_asym"`` and
+    ``"kmeans"``): at the middle bit width of ``bits`` that is at least 2, each quantiser's packed and
+    Huffman bits per weight with the entropy bound, then the share Huffman saves on each
+    (:func:`huffman_gain`) and, when k-means gains less, why. Taught in: 04_quantization"""
+    mids = [b for b in bits if b >= 2]
+    if not mids:
+        raise ValueError(f"bits={list(bits)!r}: Huffman is tabulated from 2 bits up; give at least one such width")
+    b_mid = mids[len(mids) // 2]
+    hb = {(r["key"], r["coding"]): r["bits per weight"] for r in rows if r["bits"] == b_mid}
+    lines = [f"{qm.METHODS[key][0]}, {b_mid} bits: packed {hb[(key, 'packed')]:.2f} bits/weight, Huffman "
+             f"{hb[(key, 'Huffman')]:.2f}, entropy bound {hb[(key, 'entropy bound')]:.2f}"
+             for key in ("uniform_asym", "kmeans")]
+    gain = huffman_gain(rows, n_bits=b_mid)
+    lines.append(f"at {b_mid} bits Huffman saves {gain['uniform_asym']:.0%} of the bytes on uniform codes and "
+                 f"{gain['kmeans']:.0%} on k-means codes" + (
+                     ": k-means spreads the weights more evenly over its levels (higher entropy), leaving less to "
+                     "compress." if gain["kmeans"] < gain["uniform_asym"] else "."))
+    return "\n".join(lines)
 
 
 FINETUNE_REASONS = ("a few epochs at a small learning rate may not move the latent weights across a rounding step",
@@ -482,6 +542,16 @@ def budget_winners(choices: list[dict], lesson, rows: list[dict], *, seeds) -> l
     return out
 
 
+def winners_text(winners: list[dict]) -> str:
+    """The sentence of each budget of :func:`budget_winners`, one per line, and, when some winner is not
+    beyond the noise, a last line with the known reasons such a race can go either way
+    (:data:`REASONS`). Taught in: 04_quantization"""
+    lines = [w["sentence"] for w in winners]
+    if any(w["comparison"] and w["comparison"]["verdict"] != "better" for w in winners):
+        lines.append("Why such a race can go either way: " + "; ".join(REASONS) + ".")
+    return "\n".join(lines)
+
+
 def lstm_fixed_point_table(model, lesson, *, bits) -> list[dict]:
     """The seed thesis's fixed-point table on a recurrent model: every weight matrix (the LSTM's input
     and recurrent weights and its dense layers, :func:`quant_sweep.weight_tensors`) at each word
@@ -586,3 +656,50 @@ def challenge_targets(*, base_acc: float, base_bytes: int, factor: float, drop: 
     wanted = base_acc - drop
     return {"size_limit": int(base_bytes / factor), "accuracy_bar": float(min(wanted, reference_acc)),
             "bar_lowered": bool(reference_acc < wanted), "wanted_bar": float(wanted)}
+
+
+def challenge_text(target: dict, *, base_acc: float, factor: float, drop: float) -> str:
+    """The challenge's size limit and accuracy bar in words (``target`` from :func:`challenge_targets`,
+    whose accuracies are the validation speakers': the test speakers only report the chosen plan), saying
+    so when the bar had to be lowered to what the scan's plan reaches. Taught in: 04_quantization"""
+    from thinlab import teach
+
+    return (f"size limit {teach.human_bytes(target['size_limit'])} (float32 / {factor}); accuracy bar "
+            f"{target['accuracy_bar']:.3f} on the validation speakers" + (
+                f": float32 − {drop} would be {target['wanted_bar']:.3f}, which the scan's plan does not reach in "
+                "this run, so the bar is what that plan reaches" if target["bar_lowered"] else
+                f" (float32 {base_acc:.3f} − {drop})"))
+
+
+# ── the summary ────────────────────────────────────────────────────────────────────────────────────────
+
+def summary_lines(*, base_acc: float, se: float, base_bytes: int, int8_acc: float, thesis: dict,
+                  fixed_rows: list[dict], fewest: dict, finetune: dict, lstm_fixed: list[dict],
+                  winners: list[dict], challenge: str) -> list[str]:
+    """Lesson 04's closing summary, one line per finding, all from this run's numbers: the float32 DNN,
+    the int8 cast beside the thesis's quoted figures and 8-bit fixed point with the best F
+    (``fixed_rows``: :func:`fixed_point_table`), the fixed-point accuracies, the fewest bits not worse than
+    float32 (:func:`fewest_bits`), fake-quant fine-tuning (:func:`finetune_study`), the LSTM's fixed-point
+    accuracies (:func:`lstm_fixed_point_table`), the most accurate model per budget
+    (:func:`budget_winners`) and the design challenge's verdict (``challenge``, its text).
+
+    Taught in: 04_quantization
+    """
+    from thinlab import teach
+
+    f8 = next((r for r in fixed_rows if r["bits"] == 8), None)
+    return [
+        f"baseline DNN: test accuracy {base_acc:.3f} ± {se:.3f}, {base_bytes:,} bytes",
+        f"int8 cast (no scale): {int8_acc:.3f} (seed thesis, quoted: {thesis['float_acc']:.3f} → "
+        f"{thesis['int8_cast_acc']:.3f})" + (f"; 8-bit fixed point with the best F: {f8['test_acc']:.3f}" if f8 else ""),
+        "fixed point, best F: " + ", ".join(f"{r['bits']} bits {r['test_acc']:.3f}" for r in fixed_rows),
+        "fewest bits not worse than float32: " + (", ".join(f"{k} {v}" for k, v in fewest.items()) or "none"),
+        "fake-quant fine-tuning: " + ", ".join(f"{r['bits']} bits {r['post-training']:.3f} → {r['fine-tuned']:.3f}"
+                                               for r in finetune["rows"])
+        + f" (float32 control {finetune['float_finetuned_acc']:.3f})",
+        "LSTM fixed point, best F: " + ", ".join(f"{r['bits']} bits {r['test_acc']:.3f}" for r in lstm_fixed),
+        "most accurate model per budget in this run: " + "; ".join(
+            f"{teach.human_bytes(w['budget'])} {(w['winner'] or 'none').upper()}" + (
+                f" ({'beyond noise' if w['comparison']['verdict'] == 'better' else 'within noise'} of "
+                f"{w['runner_up'].upper()})" if w["comparison"] else "") for w in winners),
+        challenge]
