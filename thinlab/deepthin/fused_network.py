@@ -17,7 +17,7 @@ each block's work arrays in cache (batch 128: 4.2 ms in one block).
 
 Threads: blocks of rows go to worker threads (the compiled call releases the interpreter lock).
 Whether that pays depends on the machine: with ``threads=None`` the network times one thread
-against several the first time it sees a batch size (the best of three interleaved runs each) and uses
+against several the first time it sees a batch size (the median of five interleaved runs each) and uses
 several only if they took at most :data:`THREADS_GAIN` of one thread's time
 (:meth:`FusedNetwork.threads_at`). On this course's 2-core machine they do not: two half-batches
 run side by side took 0.77 ms each against 0.51 ms alone (batch 32, TFKaldi net), and right after a
@@ -44,7 +44,7 @@ BLOCK_ROWS = 32
 #: fewest rows a worker thread gets
 MIN_THREAD_ROWS = 8
 #: several threads are used only when they measured at most this fraction of one thread's time
-THREADS_GAIN = 0.8
+THREADS_GAIN = 0.75
 
 _POOL: list = []
 _POOL_LOCK = threading.Lock()
@@ -194,12 +194,12 @@ class FusedNetwork:
             return most
         if batch not in self._threads_at:
             X = np.random.default_rng(0).standard_normal((batch, self.Q), dtype=np.float32)
-            best = {}
+            runs: dict = {1: [], most: []}
             for k in (1, most):
                 self._compiled(X, k)                                   # warm: work arrays, caches
-            for k in (1, most) * 3:                                    # interleaved, best of three each
-                best[k] = min(best.get(k, np.inf), _seconds(self._compiled, X, k))
-            self._threads_at[batch] = most if best[most] < THREADS_GAIN * best[1] else 1
+            for k in (1, most) * 5:                                    # interleaved, median of five each
+                runs[k].append(_seconds(self._compiled, X, k))
+            self._threads_at[batch] = most if np.median(runs[most]) < THREADS_GAIN * np.median(runs[1]) else 1
         return self._threads_at[batch]
 
     def __call__(self, X) -> np.ndarray:
