@@ -314,12 +314,7 @@ class FusedDeepThin:
 
         Taught in: 03_deepthin
         """
-        X = np.asarray(X)
-        single = X.ndim == 1
-        if X.ndim not in (1, 2) or X.shape[-1] != self.Q:
-            raise ValueError(f"X must have shape (batch, {self.Q}) or ({self.Q},) for this layer's "
-                             f"W of shape ({self.Q}, {self.R}), got {X.shape}")
-        X = X.reshape(-1, self.Q).astype(np.float32, copy=False)     # (Q,) → (1, Q)
+        X, single = input_rows(X, self.Q, f"this layer's W of shape ({self.Q}, {self.R})")
         B, (r, n), P = X.shape[0], self.Wf.shape, self.rows_per_column_
         if self.contract_ == "gemm2":                                # n | Q: two GEMMs, ≈ the parameters' cost
             C = np.ascontiguousarray(X).reshape(B * P, n) @ self.Wf.T   # (B, Q) → (B·P, n); → (B·P, r)
@@ -343,6 +338,17 @@ class FusedDeepThin:
         Y = np.einsum("bkpa,tkpa->bta", C, self.G_).reshape(B, -1)  # (B, T, A) → (B, T·A)
         Y = Y[:, self.out_index_] if self.out_index_ is not None else np.ascontiguousarray(Y)   # → (B, R)
         return Y[0] if single else Y
+
+
+def input_rows(X, Q: int, what: str) -> tuple[np.ndarray, bool]:
+    """``X`` as float32 rows (B, Q) and whether it was one row (Q,); a clear error naming ``what`` otherwise.
+
+    Taught in: 03_deepthin
+    """
+    X = np.asarray(X)
+    if X.ndim not in (1, 2) or X.shape[-1] != Q:
+        raise ValueError(f"X must have shape (batch, {Q}) or ({Q},) for {what}, got {X.shape}")
+    return X.reshape(-1, Q).astype(np.float32, copy=False), X.ndim == 1
 
 
 def toeplitz_ns(*, Q: int, n: int, r: int, A: int, P: int, N: int, B: int = 1) -> float:

@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from thinlab.deepthin import _compiled
-from thinlab.deepthin.fused import FusedDeepThin, cpu_threads
+from thinlab.deepthin.fused import FusedDeepThin, cpu_threads, input_rows
 
 #: smallest batch the compiled whole-network call runs (one row: the per-layer band method is faster)
 COMPILED_MIN_BATCH = 2
@@ -207,12 +207,8 @@ class FusedNetwork:
 
         Taught in: 03_deepthin
         """
-        X = np.asarray(X)
-        single = X.ndim == 1
-        if X.ndim not in (1, 2) or X.shape[-1] != self.Q:
-            raise ValueError(f"X must have shape (batch, {self.Q}) or ({self.Q},) for this network's first layer, "
-                             f"got {X.shape}")
-        X = np.ascontiguousarray(X.reshape(-1, self.Q), dtype=np.float32)
+        X, single = input_rows(X, self.Q, "this network's first layer")
+        X = np.ascontiguousarray(X)
         if self.path_at(X.shape[0]) == "layers":
             Y = self._layers(X)
         else:
