@@ -83,9 +83,11 @@ def test_sweep_study_verdicts_and_summaries(tiny):
     rows = qs.sweep_study(model, lesson, bits=[4], base_hits=base, cast=cast)
     assert rows[-1]["method"] == "int8_cast" and rows[-1]["bytes"] == cast["bytes"]
     assert all(r["vs_float32"] in ("better", "worse", "within noise") for r in rows)
-    fake = [{"method": "a", "label": "A", "bits": b, "vs_float32": v, "relative_error": e}
+    fake = [{"method": "fixed", "label": "A", "bits": b, "vs_float32": v, "relative_error": e}
             for b, v, e in ((2, "worse", 0.3), (4, "within noise", 0.05), (8, "within noise", 0.001))]
     assert qs.fewest_bits(fake) == {"A": 4}
+    cast_row = {"method": "int8_cast", "label": "int8 cast", "bits": 8, "vs_float32": "within noise"}
+    assert qs.fewest_bits(fake + [cast_row]) == {"A": 4}           # only registered quantisers count
     assert qs.error_threshold(fake) == {"smallest_costly_error": 0.3, "n_held_below": 2, "n_held": 2}
     assert qs.error_threshold(fake[1:]) is None
 

@@ -112,6 +112,27 @@ CONTROLS = {"dense": _dense_plan, "narrow": _narrow_plan}
 REFERENCE = "dense"
 
 
+def is_reference(method: str) -> bool:
+    """Whether ``method`` names the uncompressed reference control (:data:`REFERENCE`), not a
+    compression method: the one place that tells them apart by name.
+
+    Taught in: 03_deepthin
+    """
+    return method == REFERENCE
+
+
+def against(groups: dict, reference: str):
+    """``(method, size_fraction, reference rows, rows)`` for each group of ``groups`` (keyed by
+    ``(method, size_fraction)``) other than ``reference``'s own, that has a ``reference`` group at its size.
+
+    Taught in: 03_deepthin
+    """
+    for (method, frac), rows in groups.items():
+        ref = groups.get((reference, frac))
+        if ref is not None and (method, frac) != (reference, frac):
+            yield method, frac, ref, rows
+
+
 def _train_dense(net, ds, *, model, model_kwargs, recipe, **_):
     """The uncompressed control: lesson 00's cached baseline."""
     r = dict(recipe)
@@ -285,10 +306,7 @@ def relative_improvement(summary, *, reference: str = "deepthin") -> list[dict]:
     """
     by = {(s["method"], s["size_fraction"]): s for s in summary}
     out = []
-    for (method, frac), s in by.items():
-        ref = by.get((reference, frac))
-        if method == reference or ref is None:
-            continue
+    for method, frac, ref, s in against(by, reference):
         err, err_ref = 1 - s["acc_mean"], 1 - ref["acc_mean"]
         diff = ref["acc_mean"] - s["acc_mean"]
         se = math.sqrt(ref["acc_std"] ** 2 / ref["n_seeds"] + s["acc_std"] ** 2 / s["n_seeds"])
@@ -320,10 +338,7 @@ def paired_verdicts(runs, *, reference: str = "deepthin") -> list[dict]:
             raise ValueError("paired_verdicts needs the per-clip 'hits' that train_compressed returns; rerun it")
         groups.setdefault((r["method"], r["size_fraction"]), []).append(r)
     out = []
-    for (method, frac), rs in groups.items():
-        ref = groups.get((reference, frac))
-        if method == reference or ref is None:
-            continue
+    for method, frac, ref, rs in against(groups, reference):
         spk = np.asarray(ref[0]["speakers"])
         a = np.stack([np.asarray(r["hits"], dtype=float) for r in ref])
         b = np.stack([np.asarray(r["hits"], dtype=float) for r in rs])

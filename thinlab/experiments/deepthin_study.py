@@ -163,7 +163,7 @@ def budgets(shapes: dict, methods, factors) -> dict:
     for F in factors:
         out[F] = {}
         for m in methods:
-            if m == "dense":
+            if compare.is_reference(m):
                 continue
             try:
                 b = compare.plan(m, shapes, size_fraction=1 / F)["bytes"]
@@ -204,9 +204,9 @@ def run_grid(ds, *, factors, methods, seeds, epochs: int, max_train=None, device
     runs, kept, t0 = [], {}, time.perf_counter()
     for F in factors:
         for method in methods:
-            if method == compare.REFERENCE and F != factors[0]:
+            if compare.is_reference(method) and F != factors[0]:
                 continue                                     # one dense reference per seed
-            if method != compare.REFERENCE and not reachable(method, shapes, F):
+            if not compare.is_reference(method) and not reachable(method, shapes, F):
                 continue                                     # below this method's floor
             accs, r = [], None
             for seed in seeds:
@@ -218,7 +218,7 @@ def run_grid(ds, *, factors, methods, seeds, epochs: int, max_train=None, device
                 runs.append(r)
                 accs.append(r["acc"])
             if accs and log:
-                log(f"{'full' if method == compare.REFERENCE else f'1/{F}':>6} {method:<18} accuracy {np.mean(accs):.3f}"
+                log(f"{'full' if compare.is_reference(method) else f'1/{F}':>6} {method:<18} accuracy {np.mean(accs):.3f}"
                     f" (seeds {', '.join(f'{a:.3f}' for a in accs)}), {r['bytes']:,} bytes, {r['seconds']:.0f} s per run")
     return runs, kept, time.perf_counter() - t0
 
@@ -228,10 +228,10 @@ def whole_model_factor(runs: list[dict]) -> dict:
 
     Taught in: 03_deepthin
     """
-    dense = next(r["total_bytes"] for r in runs if r["method"] == compare.REFERENCE)
+    dense = next(r["total_bytes"] for r in runs if compare.is_reference(r["method"]))
     groups: dict = {}
     for r in runs:
-        if r["method"] != compare.REFERENCE:
+        if not compare.is_reference(r["method"]):
             groups.setdefault(f"{r['method']} 1/{round(1 / r['size_fraction'])}", []).append(dense / r["total_bytes"])
     return {k: float(np.mean(v)) for k, v in groups.items()}
 
@@ -312,10 +312,7 @@ def comparisons(runs: list[dict], *, reference: str = "deepthin") -> dict:
             raise ValueError("comparisons needs the per-clip 'hits' that train_compressed returns; rerun the grid")
         groups.setdefault((r["method"], r["size_fraction"]), []).append(r)
     out = {}
-    for (method, frac), rs in groups.items():
-        ref = groups.get((reference, frac))
-        if method == reference or ref is None:
-            continue
+    for method, frac, ref, rs in compare.against(groups, reference):
         a = np.stack([np.asarray(r["hits"], dtype=float) for r in ref])      # (seeds, clips)
         b = np.stack([np.asarray(r["hits"], dtype=float) for r in rs])
         out[(method, round(1 / frac))] = stats.paired_compare(a, b, np.asarray(ref[0]["speakers"]),

@@ -19,6 +19,7 @@ import numpy as np
 
 from thinlab import quant, train
 from thinlab.experiments import quant_sweep as qm
+from thinlab.nn.methods import quantizers
 from thinlab.nn.weights import set_layer_weights
 from thinlab.size import shape_bytes
 
@@ -237,7 +238,7 @@ def fewest_bits(rows: list[dict]) -> dict:
     the sweep's rows (the int8 cast left out), sorted by bits. Taught in: 04_quantization"""
     best = {}
     for r in rows:
-        if r["method"] != "int8_cast" and r["vs_float32"] != "worse":
+        if r["method"] in quantizers() and r["vs_float32"] != "worse":      # the int8 cast is not one
             best[r["label"]] = min(best.get(r["label"], r["bits"]), r["bits"])
     return dict(sorted(best.items(), key=lambda kv: kv[1]))
 
@@ -416,7 +417,7 @@ def model_sweep(model, lesson, *, name: str, bits, methods=None, rows=None) -> l
     from thinlab.nn import size_report
 
     if rows is not None:
-        rows = [{**r, "model": name} for r in rows if r["method"] != "int8_cast"]
+        rows = [{**r, "model": name} for r in rows if r["method"] in quantizers()]
     else:
         hits, vals = [], []
 
@@ -452,7 +453,7 @@ def budget_choice(rows: list[dict], budgets) -> list[dict]:
             fit = [r for r in mine if r["bytes"] <= budget]
             best = max(fit, key=lambda r: (r["val_accuracy"], -r["bytes"])) if fit else None
             out.append({"budget": budget, "model": model, "fits": best is not None,
-                        "setting": f"{best['label']}, {best['bits']} bit{'s' * (best['bits'] != 1)}" if best and best["method"] != "float32"
+                        "setting": f"{best['label']}, {best['bits']} bit{'s' * (best['bits'] != 1)}" if best and best["method"] in quantizers()
                         else ("float32" if best else None),
                         "method": best and best["method"], "bits": best and best["bits"],
                         "bytes": best and best["bytes"], "val accuracy": best and best["val_accuracy"],
@@ -483,7 +484,7 @@ def seed_hits(lesson, name: str, *, method: str, bits: int, seeds, first=None):
             out.append(np.asarray(first, bool))
             continue
         m, _ = lesson.baseline(name, seed=int(s), progress=False, verbose=False)
-        if method != "float32":
+        if method in quantizers():                                    # "float32": the model as trained
             m = qm.with_weights(m, qm.quantize_weights(qm.weight_tensors(m), method=method, n_bits=bits))
         out.append(lesson.test_hits(m))
     return np.stack(out)

@@ -427,11 +427,13 @@ def _hashed_load(key, cfg, arrays, shape):
     return P, [torch.as_tensor(arrays[key + ".values"])]
 
 
-def _values_export(P, pl, key, arrays):
-    arrays[key + ".values"] = pl.original.detach().numpy().astype(np.float32)
-    if P.method == "kmeans":                                          # packed cluster codes + codebook
-        arrays[key + ".codes"] = quant.pack_bits(P.idx.numpy().ravel(), n_bits=quant.kmeans_code_bits(P.n_values))
-    return {"n_values": P.n_values, "seed": P.seed}
+def _values_export(codes: bool):
+    def export(P, pl, key, arrays):
+        arrays[key + ".values"] = pl.original.detach().numpy().astype(np.float32)
+        if codes:                                                     # packed cluster codes + codebook
+            arrays[key + ".codes"] = quant.pack_bits(P.idx.numpy().ravel(), n_bits=quant.kmeans_code_bits(P.n_values))
+        return {"n_values": P.n_values, "seed": P.seed}
+    return export
 
 
 def _shared_check(hashed: bool):
@@ -455,7 +457,7 @@ register(Method(
     plan=lambda shapes, size_fraction, **_: {k: {"buckets": hashednet.buckets_for_size_fraction(q, r, size_fraction=size_fraction)}
                                             for k, (q, r) in shapes.items()},
     layer_bytes=lambda s, d: hashednet.hashed_bytes(d["buckets"]), make=_hashed_make, reinit=_reinit_original,
-    export=_values_export, load=_hashed_load, check_file=_shared_check(True)))
+    export=_values_export(codes=False), load=_hashed_load, check_file=_shared_check(True)))
 
 
 def _kmeans_make(weight, W, o, detail):
@@ -473,7 +475,7 @@ def _kmeans_load(key, cfg, arrays, shape):
 
 register(Method(
     "kmeans", "k-means codebook", "04_quantization", "n_bits", bits=(1, 16), group="quantisation", codebook=True,
-    make=_kmeans_make, reinit=_reinit_original, export=_values_export, load=_kmeans_load,
+    make=_kmeans_make, reinit=_reinit_original, export=_values_export(codes=True), load=_kmeans_load,
     check_file=_shared_check(False), quantize=quant.kmeans_layer))
 
 
