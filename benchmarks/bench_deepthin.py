@@ -15,6 +15,8 @@ medians over the rounds (minima are printed beside them):
                                     the one-thread figures again in CPU time of the calling thread
                                     (time.thread_time): what each side costs, whatever the load
   deepthin_ms_*                     raw median times in milliseconds
+  deepthin_avx512_gain_b32_1t       the compiled path's sgemm kernels / its AVX-512 kernels (batch 32,
+                                    one thread; only where the CPU has AVX-512F)
   deepthin_sweep_b{1,32}_f<α>       speedup at the paper's Table 2 sizes (all threads)
   deepthin_speedup_b{1,32}_{max,aligned}   other layouts of the same size, for comparison
 
@@ -135,6 +137,18 @@ def run() -> dict[str, float]:
         d, f, p = (cpu[k][0] for k in ("dense_1t", "fused_1t", "params_1t"))
         print(f"    one thread, CPU time: dense {d * 1e3:7.3f}  fused {f * 1e3:6.3f}  param-matched {p * 1e3:6.3f}  "
               f"speedup {d / f:6.2f}x  cost/param {f / p:5.2f}", flush=True)
+
+    if fused.simd_:                                               # the compiled call's two kernels, side by side
+        blas_1t = FusedNetwork(fused_1t.layers, threads=1, simd=False)
+        x = rng.standard_normal((32, 440), dtype=np.float32)
+        t = timed({"avx512": one_thread(lambda: fused_1t(x)), "sgemm": one_thread(lambda: blas_1t(x))}, rounds=25)
+        out["deepthin_ms_fused_sgemm_b32_1t"] = t["sgemm"][0] * 1e3
+        out["deepthin_avx512_gain_b32_1t"] = t["sgemm"][0] / t["avx512"][0]
+        print(f"compiled path's kernels, batch 32, one thread, median (min) ms: AVX-512 {t['avx512'][0] * 1e3:6.3f} "
+              f"({t['avx512'][1] * 1e3:6.3f})  sgemm {t['sgemm'][0] * 1e3:6.3f} ({t['sgemm'][1] * 1e3:6.3f})  "
+              f"AVX-512 gain {t['sgemm'][0] / t['avx512'][0]:5.2f}x", flush=True)
+    else:
+        print("compiled path's kernels: sgemm only (this CPU has no AVX-512F, or numba does not load)")
 
     print("other layouts at the same size (all threads):")
     for name, kw in (("max", dict(rank="max")), ("aligned", dict(rank="max", layout="aligned"))):

@@ -79,6 +79,11 @@ class FusedNetwork:
     compiled : bool or None
         The whole-network compiled call for batches of ``COMPILED_MIN_BATCH`` rows or more: True
         requires numba, False never uses it, None (default) uses it when numba loads.
+    simd : bool or None
+        Inside the compiled call, the hand-written AVX-512 kernels (:mod:`~._kernel`) for blocks of
+        16 or 32 rows and layers with n ≥ 11, instead of ``sgemm``: True requires an AVX-512 CPU,
+        False never uses them, None (default) uses them where the CPU has AVX-512. The same
+        products either way, summed in another order (results agree to float32 rounding).
 
     Calling ``net(X)`` with X (B, Q_1) returns Y (B, R_L) float32 (in Fortran order from the
     compiled path: a transposed view of Yᵀ, as :class:`FusedDeepThin` returns it); x (Q_1,) gives
@@ -87,7 +92,8 @@ class FusedNetwork:
     Taught in: 03_deepthin
     """
 
-    def __init__(self, layers, *, biases=None, relu=None, threads: int | None = None, compiled: bool | None = None):
+    def __init__(self, layers, *, biases=None, relu=None, threads: int | None = None, compiled: bool | None = None,
+                 simd: bool | None = None):
         layers = list(layers)
         if not layers or not all(isinstance(p, FusedDeepThin) for p in layers):
             raise ValueError("layers must be a non-empty sequence of FusedDeepThin plans, got "
@@ -114,10 +120,13 @@ class FusedNetwork:
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                     or threads < 1):
             raise ValueError(f"threads={threads!r} must be None (every CPU, where it pays) or a whole number ≥ 1")
-        if compiled not in (None, True, False):
+        if not (compiled is None or isinstance(compiled, bool)):
             raise ValueError(f"compiled={compiled!r} must be True (numba), False (layer by layer) or None "
                              f"(numba if it loads)")
         eligible = all(p.contract_ == "matmul" for p in layers)
+        if not (simd is None or isinstance(simd, bool)):
+            raise ValueError(f"simd={simd!r} must be True (AVX-512 kernels), False (sgemm) or None (AVX-512 where "
+                             f"the CPU has it)")
         if compiled and not _compiled.available():
             raise ValueError("compiled=True needs numba and scipy's BLAS, which do not load here: pip install numba "
                              "(it comes with librosa), or pass compiled=None to run layer by layer")
@@ -128,6 +137,11 @@ class FusedNetwork:
         self.layers, self.relu, self.threads = layers, relu, threads
         self.Q, self.R = layers[0].Q, layers[-1].R
         self.compiled_ = eligible and (compiled if compiled is not None else _compiled.available())
+        if simd and not (self.compiled_ and _compiled.simd_available()):
+            raise ValueError("simd=True needs the compiled path on a CPU with AVX-512F, " + (
+                "which this CPU lacks" if self.compiled_ else "and this network runs layer by layer")
+                + ": pass simd=None to use them where they can run")
+        self.simd_ = self.compiled_ and (simd if simd is not None else _compiled.simd_available())
         self._packed = _compiled.pack(layers, self.biases, relu) if self.compiled_ else None
         self._work: dict = {}
         self._threads_at: dict[int, int] = {}
@@ -153,14 +167,16 @@ class FusedNetwork:
 
     def _work_for(self, rows: int) -> np.ndarray:
         """The work array for a block of ``rows`` rows, one per (thread, rows): a thread runs one
-        block at a time. All zeros when new; the kernel keeps its padded inputs' zero rows at zero."""
+        block at a time. All zeros when new; the kernel keeps its padded inputs' zero rows at zero.
+        It starts on a cache line, so that with 16 or 32 rows every row of it does: a 64-byte vector
+        load then touches one line, not two."""
         key = (threading.get_ident(), rows)
         w = self._work.get(key)
         if w is None:
             if len(self._work) >= 64:                                 # callers that come and go: start afresh
                 self._work.clear()
-            pk = self._packed
-            w = self._work[key] = np.zeros((pk["work_rows"] + pk["scratch_rows"]) * rows, dtype=np.float32)
+            w = self._work[key] = _aligned_empty((_compiled.work_floats(self._packed, rows, self.simd_),))
+            w[:] = 0.0
         return w
 
     def _compiled(self, X: np.ndarray, threads: int) -> np.ndarray:
@@ -173,7 +189,7 @@ class FusedNetwork:
 
         def run(g):
             for a, b in jobs[g]:
-                _compiled.run_block(X, a, b, self._packed, self._work_for(b - a), YT)
+                _compiled.run_block(X, a, b, self._packed, self._work_for(b - a), YT, simd=self.simd_)
         if groups == 1:
             run(0)
         else:
