@@ -10,19 +10,21 @@ per class, or no numba) the layers run one after the other through
 :class:`~thinlab.deepthin.FusedDeepThin`, the same numbers either way.
 
 Measured on the TFKaldi net at 1/100 (7 layers, 440 → 6 x 2048 → 6928, one thread, this course's
-2-core machine): the compiled forward takes 0.27 / 0.38 / 0.50 / 0.90 ms at batch 1 / 4 / 8 / 32
-against 0.22 / 0.43 / 0.66 / 1.20 ms layer by layer, so batches of one row stay layer by layer
-(:data:`COMPILED_MIN_BATCH`); large batches run in blocks of :data:`BLOCK_ROWS` rows, which keeps
-each block's work arrays in cache (batch 128: 4.2 ms in one block).
+2-core machine, whose CPU has AVX-512): the compiled forward takes 0.48 / 0.54 / 0.49 / 0.79 ms at
+batch 4 / 8 / 16 / 32 on the AVX-512 kernels (0.47 / 0.63 / 0.62 / 0.94 ms on ``sgemm``) against
+0.58 / 0.79 / 0.77 / 1.39 ms layer by layer, and 0.25 ms layer by layer at batch 1, so batches of
+one row stay layer by layer (:data:`COMPILED_MIN_BATCH`); large batches run in blocks of
+:data:`BLOCK_ROWS` rows, which keeps each block's work arrays in cache (batch 128: 3.2 ms against
+8.0 ms layer by layer).
 
 Threads: blocks of rows go to worker threads (the compiled call releases the interpreter lock).
 Whether that pays depends on the machine: with ``threads=None`` the network times one thread
 against several the first time it sees a batch size (the median of five interleaved runs each) and uses
 several only if they took at most :data:`THREADS_GAIN` of one thread's time
-(:meth:`FusedNetwork.threads_at`). On this course's 2-core machine they do not: two half-batches
-run side by side took 0.77 ms each against 0.51 ms alone (batch 32, TFKaldi net), and right after a
-multi-threaded ``X @ W`` worse, while on a machine whose cores do not share a busy host the blocks
-run side by side at nearly full speed.
+(:meth:`FusedNetwork.threads_at`). On this course's 2-core virtual machine the answer changes from
+day to day: two 16-row batches run side by side took 0.48 ms each against 0.47 ms alone on a quiet
+day, and 0.77 ms against 0.51 ms on a day when the host was busy, which is why it is measured
+rather than assumed.
 
 Taught in: 03_deepthin
 """
