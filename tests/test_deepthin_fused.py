@@ -280,8 +280,10 @@ def _deepthin_linear(Q, R, m, n, r, seed, bias=True):
 @settings(max_examples=60, deadline=None)
 @given(layer=layers(), B=st.integers(1, 5), seed=st.integers(0, 2**16), bias=st.booleans())
 def test_torch_fused_equals_dense(layer, B, seed, bias):
-    """Eval mode without autograd runs the fused product; it equals X @ reconstruct(...) + bias."""
-    from thinlab.nn.deepthin_fused import FusedWeight
+    """Eval mode without autograd runs the fused product; it equals X @ reconstruct(...) + bias,
+    on the CPU both through the numpy kernel (the default there) and through torch operations
+    (what other devices run)."""
+    from thinlab.nn.deepthin_fused import FusedWeight, torch_operations
     Q, R, m, n, r = layer
     lin, Xf, Wf = _deepthin_linear(Q, R, m, n, r, seed, bias)
     x = torch.from_numpy(np.random.default_rng(seed).standard_normal((B, Q)).astype(np.float32))
@@ -289,9 +291,71 @@ def test_torch_fused_equals_dense(layer, B, seed, bias):
     lin.eval()
     with torch.no_grad():
         assert type(lin.weight) is FusedWeight
-        got = lin(x).numpy()
+        got = lin(x)
+        with torch_operations():
+            got_torch = lin(x)
     scale = np.abs(x.numpy()).sum(axis=-1).max() * r * np.abs(Xf).max() * np.abs(Wf).max() + 1
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
+    for y in (got, got_torch):
+        assert type(y) is torch.Tensor and y.shape == (B, R) and y.dtype == torch.float32 and y.is_contiguous()
+        np.testing.assert_allclose(y.numpy(), want, rtol=0, atol=1e-4 * scale)
+
+
+def test_torch_cpu_kernel_follows_the_stored_factors():
+    """The CPU kernel is built once per layer and rebuilt whenever the stored factors change (in
+    place, by load_state_dict, by replacing .data) or torch's thread count does; quantised layers
+    run it on their quantised factors."""
+    from thinlab.nn import deepthin_fused as dfm
+    from thinlab.nn.parametrizations import DeepThin
+    lin, Xf, Wf = _deepthin_linear(96, 40, 110, 37, 1, seed=3)
+    P = lin.parametrizations.weight[0]
+    x = torch.randn(4, 96)
+
+    def check():
+        with torch.no_grad():
+            Wd = lin.weight.dense()                                  # the plain weight of the current factors
+            got = lin(x)
+        want = x @ Wd.T + lin.bias
+        assert (got - want).abs().max() <= 1e-4 * want.abs().max()
+        return dfm._CPU_LAYERS[P][2]
+
+    lin.eval()
+    first = check()
+    assert check() is first                                          # unchanged factors: the same kernel
+    with torch.no_grad():
+        lin.parametrizations.weight.original0.mul_(-2.0)             # in place
+    second = check()
+    assert second is not first
+    state = {k: v.clone() for k, v in lin.state_dict().items()}
+    state["parametrizations.weight.original1"] += 0.5
+    lin.load_state_dict(state)
+    third = check()
+    assert third is not second
+    lin.parametrizations.weight.original0.data = torch.randn(110, 1)  # a new tensor
+    assert check() is not third
+    threads = torch.get_num_threads()
+    try:
+        fourth = dfm._CPU_LAYERS[P][2]
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert check() is not fourth and dfm._CPU_LAYERS[P][2].threads == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    # a layer that quantises its factors: the kernel multiplies the quantised values
+    torch.manual_seed(0)
+    q = torch.nn.Linear(96, 40)
+    from torch.nn.utils import parametrize
+    parametrize.register_parametrization(q, "weight", DeepThin(q.weight.shape, m=110, n=37, r=1, quant_bits=4),
+                                         unsafe=True)
+    q.eval()
+    with torch.no_grad():
+        got = q(x)
+        with dfm.dense_inference():
+            plain = q(x)
+    assert (got - plain).abs().max() <= 1e-4 * plain.abs().max()
+    # what the kernel does not take runs in torch operations: no rows, float64 rows
+    with torch.no_grad():
+        assert lin(torch.zeros(0, 96)).shape == (0, 40)
+        y64, y32 = lin(x.double()), lin(x)
+    assert y64.dtype == torch.float64 and torch.allclose(y64.float(), y32, atol=1e-5)
 
 
 def test_torch_fused_module_modes_and_fallbacks():
@@ -358,9 +422,13 @@ def test_layer_and_torch_timing_rows():
     rows = timing.torch_inference_timing(net, X, batches=(1, 5), min_seconds=0.001, repeat=2)
     assert [r["batch"] for r in rows] == [1, 5] and net.training                  # the mode is restored
     for r in rows:
-        assert r["max_rel_diff"] < 1e-4 and r["device"] == "cpu"
+        assert r["max_rel_diff"] < 1e-4 and r["device"] == "cpu" and r["kernel"] == "numpy"
         assert r["speedup"] == pytest.approx(r["dense_us"] / r["fused_us"])
         assert r["speedup_vs_plain"] == pytest.approx(r["plain_us"] / r["fused_us"])
+    from thinlab.nn.deepthin_fused import torch_operations
+    with torch_operations():                                                      # the GPU's kernel, on the CPU
+        rows = timing.torch_inference_timing(net, X, batches=(3,), min_seconds=0.001, repeat=2)
+    assert rows[0]["kernel"] == "torch" and rows[0]["max_rel_diff"] < 1e-4
     with pytest.raises(ValueError, match="no .*DeepThin layer"):
         timing.torch_inference_timing(build_model("dnn", 3, n_frames=8, n_mels=6, hidden=(8,)), X)
     assert set(timing.cache_sizes()) == {"L1d", "L2", "L3"}

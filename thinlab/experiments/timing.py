@@ -204,14 +204,16 @@ def torch_inference_timing(model, X, *, batches=(1, 32), threads: int | None = 1
     ``dense_us``: the same model with every compressed weight baked into a dense one
     (:func:`thinlab.nn.compress.uncompressed`); ``plain_us``: the DeepThin model rebuilding W
     from its factors in every forward (:func:`thinlab.nn.deepthin_fused.dense_inference`);
-    ``fused_us``: the DeepThin model as it runs by default in evaluation mode, the fused product.
+    ``fused_us``: the DeepThin model as it runs by default in evaluation mode, the fused product
+    (``kernel``: ``"numpy"`` on the CPU, ``"torch"`` elsewhere, see
+    :func:`thinlab.nn.deepthin_fused.inference_kernel`).
     ``speedup`` = dense / fused, ``speedup_vs_plain`` = plain / fused; ``max_rel_diff`` compares
     the fused logits with the plain ones. ``X``: inputs, the first ``batch`` rows are used.
 
     Taught in: 03_deepthin (and 06_pipeline)
     """
     from thinlab.nn.compress import uncompressed
-    from thinlab.nn.deepthin_fused import dense_inference
+    from thinlab.nn.deepthin_fused import dense_inference, inference_kernel
 
     if not deepthin_factors(model):
         raise ValueError("model has no (unshuffled) DeepThin layer; compress it with method='deepthin'")
@@ -238,8 +240,8 @@ def torch_inference_timing(model, X, *, batches=(1, 32), threads: int | None = 1
                 t = median_times({"dense": lambda: run(dense), "plain": lambda: run(model, True),
                                    "fused": lambda: run(model)}, min_seconds=min_seconds, repeat=repeat)
                 ref, got = run(model, True), run(model)
-                rows.append({"batch": int(x.shape[0]), "device": str(device), "dense_us": t["dense"] * 1e6,
-                             "plain_us": t["plain"] * 1e6, "fused_us": t["fused"] * 1e6,
+                rows.append({"batch": int(x.shape[0]), "device": str(device), "kernel": inference_kernel(device),
+                             "dense_us": t["dense"] * 1e6, "plain_us": t["plain"] * 1e6, "fused_us": t["fused"] * 1e6,
                              "speedup": t["dense"] / t["fused"], "speedup_vs_plain": t["plain"] / t["fused"],
                              "max_rel_diff": float((got - ref).abs().max() / ref.abs().max().clamp_min(1e-12))})
         finally:

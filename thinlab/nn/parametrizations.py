@@ -177,9 +177,10 @@ class DeepThin(_Base):
             self.method = "deepthin_shuffled"
 
     def forward(self, Xf, Wf):
+        stored = (Xf, Wf)
         Xf, Wf = self._q(Xf), self._q(Wf)
         if self.perm is None and not self.training and not torch.is_grad_enabled() and fused_enabled():
-            return FusedWeight(self, Xf, Wf)  # inference: nn.Linear runs the fused product, W never built
+            return FusedWeight(self, Xf, Wf, stored)  # inference: nn.Linear runs the fused product, W never built
         flat = (Xf @ Wf).reshape(-1)  # (m, n) → (m·n,) row-major
         flat = flat[: self.rows * self.cols] if self.perm is None else flat[self.perm]
         return flat.reshape(self.weight_shape)  # (Q·R,) fills weight (R, Q) row by row = W (Q, R) by columns
