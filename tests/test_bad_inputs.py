@@ -244,6 +244,8 @@ CASES = [
     ("mix_noise-empty-noise", lambda B: mix_noise(x16, np.zeros(0), snr_db=10), D, r"pass at least one sample"),
     ("mix_noise-nan-noise", lambda B: mix_noise(x16, np.full(SR, np.nan), snr_db=10), D, r"replace them"),
     ("mix_noise-nan-clip", lambda B: mix_noise(np.full(SR, np.inf), np.ones(SR), snr_db=10), D, r"replace them"),
+    ("mix_noise-huge-noise", lambda B: mix_noise(x16, np.full(SR, 1e300), snr_db=10), D,
+     r"up to 1e\+300, beyond float32's range.*scale it"),
     ("mix_noise-snr-nan", lambda B: mix_noise(x16, np.ones(SR), snr_db=float("nan")), D, r"pass the signal-to-noise"),
     ("mix_noise-snr-str", lambda B: mix_noise(x16, np.ones(SR), snr_db="10"), T, r"pass the signal-to-noise"),
     ("mix_noise-offset-neg", lambda B: mix_noise(x16, np.ones(SR), snr_db=10, offset=-1), D, r"pass a smaller offset"),

@@ -49,7 +49,12 @@ def _as_signal(x, *, name: str, ndim=(1,)) -> np.ndarray:
                         + ("; pass one channel, e.g. x[:, 0] or x.mean(axis=1)" if 1 in ndim and a.ndim == 2 else ""))
     if a.size == 0:
         raise DataError(f"{name} is empty (shape {a.shape}); pass at least one sample")
-    a = a.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):                     # overflow is reported below, as an error
+        f = a.astype(np.float32, copy=False)
+    if not np.isfinite(f).all() and np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all():
+        raise DataError(f"{name} has samples up to {float(np.abs(a).max()):.3g}, beyond float32's range; expected "
+                        f"audio in [-1, 1]; scale it, e.g. {name} / np.abs({name}).max()")
+    a = f
     if not np.isfinite(a).all():
         raise DataError(f"{name} contains {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} inf samples; "
                         f"expected finite audio; replace them, e.g. np.nan_to_num({name})")
