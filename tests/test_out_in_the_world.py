@@ -132,6 +132,7 @@ def test_baseline_is_reproducible_whatever_the_global_random_state(tmp_cache):
     assert torch.equal(weights[0], weights[1])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")   # torch.load on the crafted file below
 def test_cached_baseline_is_read_without_running_code(tmp_cache, tmp_path):
     ds = _tiny_ds()
     kw = dict(epochs=1, seed=0, verbose=False, progress=False, model_kwargs={"hidden": (16, 16)})
