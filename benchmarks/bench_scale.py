@@ -60,6 +60,20 @@ TARGETS = {"scale_featurize_clips_per_s": (">=", 500.0), "scale_peak_rss_mb": ("
 
 
 def _peak_mb(who=resource.RUSAGE_SELF) -> float:
+    """Peak resident memory (MB) of this process (RUSAGE_SELF) or of its largest finished child.
+
+    This process's own peak is read from /proc/self/status (VmHWM) where there is one: Linux carries
+    ``ru_maxrss`` over ``exec``, so a phase started from a large process (``make bench`` runs every
+    benchmark in one) would report its parent's peak instead of its own (measured: 727 MB for a
+    fresh Python started from a 727 MB parent, whose VmHWM was 13.5 MB).
+    """
+    if who == resource.RUSAGE_SELF:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 
