@@ -67,24 +67,24 @@ def _peak_mb(who=resource.RUSAGE_SELF) -> float:
     benchmark in one) would report its parent's peak instead of its own (measured: 727 MB for a
     fresh Python started from a 727 MB parent, whose VmHWM was 13.5 MB).
     """
-    if who == resource.RUSAGE_SELF:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
+    if who == resource.RUSAGE_SELF and "VmHWM" in (status := _status_mb("VmHWM")):
+        return status["VmHWM"]
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def _status_mb(*fields: str) -> dict:
+    """The named memory fields of /proc/self/status, in MB (none where there is no /proc)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {ln.split(":")[0]: int(ln.split()[1]) / 1024 for ln in lines if ln.split(":")[0] in fields}
 
 
 def _rss_parts() -> dict:
     """This process's resident memory now, split: anonymous (its own) and file-backed (shared libraries
     and the touched pages of memory-mapped features, which the kernel may drop at any time)."""
-    parts = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(("RssAnon:", "RssFile:")):
-            parts[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return parts
+    return _status_mb("RssAnon", "RssFile")
 
 
 def scale_dir() -> Path:

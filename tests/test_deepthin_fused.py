@@ -300,6 +300,23 @@ def test_torch_fused_equals_dense(layer, B, seed, bias):
         np.testing.assert_allclose(y.numpy(), want, rtol=0, atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("r", [1, 3])
+def test_torch_operations_accumulate_large_products_the_same(monkeypatch, r):
+    """Past BROADCAST_MAX numbers the CPU combination accumulates factor by factor instead of
+    building the broadcast product; both equal the dense reconstruction."""
+    from thinlab.nn import deepthin_fused as dfm
+    lin, Xf, Wf = _deepthin_linear(96, 40, 110 * r, 37, r, seed=5)
+    x = torch.randn(6, 96)
+    want = x.numpy() @ reconstruct(Xf, Wf, Q=96, R=40) + lin.bias.detach().numpy()
+    lin.eval()
+    with torch.no_grad(), dfm.torch_operations():
+        broadcast = lin(x)
+        monkeypatch.setattr(dfm, "BROADCAST_MAX", 0)
+        accumulated = lin(x)
+    for y in (broadcast, accumulated):
+        np.testing.assert_allclose(y.numpy(), want, rtol=0, atol=1e-4 * np.abs(want).max())
+
+
 def test_torch_cpu_kernel_follows_the_stored_factors():
     """The CPU kernel is built once per layer and rebuilt whenever the stored factors change (in
     place, by load_state_dict, by replacing .data) or torch's thread count does; quantised layers

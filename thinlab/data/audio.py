@@ -51,14 +51,13 @@ def _as_signal(x, *, name: str, ndim=(1,)) -> np.ndarray:
         raise DataError(f"{name} is empty (shape {a.shape}); pass at least one sample")
     with np.errstate(over="ignore"):                     # overflow is reported below, as an error
         f = a.astype(np.float32, copy=False)
-    if not np.isfinite(f).all() and np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all():
-        raise DataError(f"{name} has samples up to {float(np.abs(a).max()):.3g}, beyond float32's range; expected "
-                        f"audio in [-1, 1]; scale it, e.g. {name} / np.abs({name}).max()")
-    a = f
-    if not np.isfinite(a).all():
-        raise DataError(f"{name} contains {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} inf samples; "
+    if not np.isfinite(f).all():
+        if np.issubdtype(a.dtype, np.floating) and np.isfinite(a).all():
+            raise DataError(f"{name} has samples up to {float(np.abs(a).max()):.3g}, beyond float32's range; "
+                            f"expected audio in [-1, 1]; scale it, e.g. {name} / np.abs({name}).max()")
+        raise DataError(f"{name} contains {int(np.isnan(f).sum())} NaN and {int(np.isinf(f).sum())} inf samples; "
                         f"expected finite audio; replace them, e.g. np.nan_to_num({name})")
-    return a
+    return f
 
 
 def check_wav_header(path) -> None:

@@ -21,9 +21,10 @@ calls – runs the fused product, on one of two kernels (:func:`inference_kernel
      matrices one at a time.
 
 Why two kernels: on this course's 2-core machine a DNN of the course's shape (2000 → 3 × 512 →
-12, random weights, its 3 hidden layers DeepThin at 1/100; one thread) took 0.98 / 2.81 ms per forward at batch 1 / 32 in torch operations with
-the batched GEMM, 0.86 / 2.25 ms with the broadcast combination, and 0.44 / 1.26 ms through the
-numpy kernel, against 0.53 / 1.61 ms for the same model with dense weights.
+12, random weights, its 3 hidden layers DeepThin at 1/100; one thread) took 0.98 / 2.81 ms per
+forward at batch 1 / 32 in torch operations with the batched GEMM, 0.86 / 2.25 ms with the
+broadcast combination, and 0.44 / 1.26 ms through the numpy kernel, against 0.53 / 1.61 ms for the
+same model with dense weights.
 
 Any other use of a FusedWeight (printing it, ``.detach().numpy()``, a convolution, ...) builds
 the dense weight first and proceeds as usual, so nothing else changes. Training (or any call
@@ -220,11 +221,11 @@ class FusedWeight(torch.Tensor):
     """
 
     @staticmethod
-    def __new__(cls, parametrization, Xf: torch.Tensor, Wf: torch.Tensor, stored=None):
+    def __new__(cls, parametrization, Xf: torch.Tensor, Wf: torch.Tensor, stored):
         t = torch.Tensor._make_wrapper_subclass(cls, parametrization.weight_shape, dtype=Xf.dtype,
                                                 device=Xf.device, requires_grad=False)
         t._P, t._Xf, t._Wf = parametrization, Xf, Wf
-        t._stored = (Xf, Wf) if stored is None else tuple(stored)   # the stored tensors (Xf, Wf) come from
+        t._stored = tuple(stored)                # the stored tensors Xf and Wf come from (see cpu_layer)
         return t
 
     def dense(self) -> torch.Tensor:
@@ -247,17 +248,13 @@ class FusedWeight(torch.Tensor):
             w = args[1]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
             P, x = w._P, args[0]
-            if _CPU_KERNEL[0] and x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() > 0 \
-                    and w._Xf.dtype == torch.float32:
+            if inference_kernel(x.device) == "numpy" and x.dtype == w._Xf.dtype == torch.float32 and x.numel():
                 layer = cpu_layer(P, w._Xf, w._Wf, w._stored)             # the numpy kernel: fastest on a CPU
                 with torch._C.DisableTorchFunctionSubclass():
                     Y = layer(x.detach().reshape(-1, P.cols).numpy())      # (B, R), maybe Fortran order
-                    out = np.empty(Y.shape, dtype=np.float32)              # row-major, as F.linear returns
-                    if bias is None:
-                        out[...] = Y
-                    else:
-                        np.add(Y, bias.detach().to(torch.float32).numpy(), out=out)
-                    return torch.from_numpy(out).reshape(*x.shape[:-1], P.rows)
+                    # row-major, as F.linear returns it
+                    Y = np.ascontiguousarray(Y) if bias is None else np.add(Y, bias.detach().float().numpy(), order="C")
+                    return torch.from_numpy(Y).reshape(*x.shape[:-1], P.rows)
             return fused_linear(x, w._Xf, w._Wf, Q=P.cols, R=P.rows, plan=P.fused_plan(w._Xf.device),
                                 bias=bias)
         with torch._C.DisableTorchFunctionSubclass():
